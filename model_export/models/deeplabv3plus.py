@@ -1,0 +1,91 @@
+"""DeepLabV3+ (Chen et al., 2018) on a ResNet-18 encoder: encoder -> ASPP decoder -> head."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..encoders import resnet18_encoder
+from ..layers import ConvNormAct, SeparableConvNormAct
+
+
+class ASPPPooling(nn.Module):
+    """Image-level branch: global average, 1x1 conv, broadcast back to the map's size."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        # No BatchNorm on a 1x1 map: it breaks at batch size 1.
+        self.project = ConvNormAct(in_channels, out_channels, 1, norm_layer=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.project(x.mean(dim=(2, 3), keepdim=True))
+        return pooled.expand(-1, -1, x.shape[2], x.shape[3])
+
+
+class ASPP(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, rates: tuple[int, ...]) -> None:
+        super().__init__()
+        branches: list[nn.Module] = [ConvNormAct(in_channels, out_channels, 1)]
+        branches += [SeparableConvNormAct(in_channels, out_channels, 3, dilation=r) for r in rates]
+        branches.append(ASPPPooling(in_channels, out_channels))
+        self.branches = nn.ModuleList(branches)
+        self.project = ConvNormAct(out_channels * len(branches), out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """ASPP on the deepest map, fused with the stride-4 map, output at stride 4."""
+
+    def __init__(
+        self,
+        encoder_channels: list[int],
+        output_stride: int,
+        channels: int = 128,
+        low_level_channels: int = 48,
+        rates: tuple[int, ...] = (3, 6, 9),
+    ) -> None:
+        super().__init__()
+        self.aspp = ASPP(encoder_channels[-1], channels, rates)
+        self.low_level = ConvNormAct(encoder_channels[1], low_level_channels, 1)
+        self.fuse = nn.Sequential(
+            SeparableConvNormAct(channels + low_level_channels, channels, 3),
+            SeparableConvNormAct(channels, channels, 3),
+        )
+        self.out_channels = channels
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        low = self.low_level(features[1])  # stride 4
+        high = F.interpolate(self.aspp(features[-1]), size=low.shape[2:], mode="bilinear",
+                             align_corners=False)
+        return self.fuse(torch.cat([high, low], dim=1))
+
+
+class SegmentationHead(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int = 1) -> None:
+        super().__init__(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+
+
+class DeepLabV3Plus(nn.Module):
+    """Foreground logit [N,1,H,W] for an ImageNet-normalised RGB input whose sides are multiples
+    of 32 (`size_multiple`)."""
+
+    size_multiple = 32
+
+    def __init__(
+        self,
+        output_stride: int = 16,
+        decoder_channels: int = 128,
+        atrous_rates: tuple[int, ...] = (3, 6, 9),
+    ) -> None:
+        super().__init__()
+        self.encoder = resnet18_encoder(output_stride)
+        self.decoder = DeepLabV3PlusDecoder(
+            self.encoder.out_channels, output_stride, decoder_channels, rates=atrous_rates
+        )
+        self.head = SegmentationHead(decoder_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.decoder(self.encoder(x)))
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
