@@ -15,7 +15,15 @@ def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_export.export.onnx_writer import export_all, random_models
     from model_export.models import MattingConfig, SegmenterConfig, TrimapConfig
 
+    import torch
+
     out = tmp_path_factory.mktemp("random_models")
-    segmenter, matting = random_models()
-    export_all(out, segmenter, matting, SegmenterConfig(), TrimapConfig(), MattingConfig(), "test-random")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # export is mostly tracing: one thread is faster on a busy machine
+    try:
+        segmenter, matting = random_models()
+        export_all(out, segmenter, matting, SegmenterConfig(), TrimapConfig(), MattingConfig(),
+                   "test-random")
+    finally:
+        torch.set_num_threads(threads)
     return out

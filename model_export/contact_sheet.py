@@ -1,0 +1,87 @@
+"""python -m model_export.contact_sheet: real photos and their cutouts on a checkerboard.
+
+Rows: input, cutout (RGBA over a checkerboard), trimap from the ED layer. Images are run
+through the serving pipeline, so the sheet shows what a user gets, failures included.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .data.ccp import ccp_split, load_ccp
+
+CELL = 220
+
+
+def checkerboard(width: int, height: int, square: int = 12) -> Image.Image:
+    yy, xx = np.mgrid[0:height, 0:width]
+    board = np.where(((yy // square) + (xx // square)) % 2 == 0, 235, 190).astype(np.uint8)
+    return Image.fromarray(np.stack([board] * 3, axis=-1))
+
+
+def _fit(image: Image.Image) -> Image.Image:
+    image = image.copy()
+    image.thumbnail((CELL, CELL))
+    return image
+
+
+def _run(pipeline, rgb: np.ndarray, output: str) -> Image.Image:
+    from service.pipeline import CutoutOptions
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG", compress_level=1)
+    return Image.open(io.BytesIO(pipeline.run(buffer.getvalue(), CutoutOptions(output=output)).body))
+
+
+def make_sheet(model_dir: Path, images: list[tuple[str, np.ndarray]], out: Path) -> Path:
+    from service.pipeline import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(PipelineConfig(model_dir=model_dir, threads=2))
+    rows = ("input", "cutout", "trimap")
+    sheet = Image.new("RGB", (CELL * len(images) + 70, CELL * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, label in enumerate(rows):
+        draw.text((4, r * CELL + CELL // 2), label, fill="black")
+    for c, (name, rgb) in enumerate(images):
+        x = 70 + c * CELL
+        original = _fit(Image.fromarray(rgb))
+        cutout = _fit(_run(pipeline, rgb, "rgba").convert("RGBA"))
+        board = checkerboard(*cutout.size)
+        board.paste(cutout, (0, 0), cutout)
+        trimap = _fit(_run(pipeline, rgb, "trimap").convert("RGB"))
+        for r, cell in enumerate((original, board, trimap)):
+            sheet.paste(cell, (x + (CELL - cell.width) // 2, r * CELL + (CELL - cell.height) // 2))
+        draw.text((x + 2, 2), name, fill="red")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
+def default_images(count: int = 6) -> list[tuple[str, np.ndarray]]:
+    images = [(f"ccp {i}", load_ccp(i)[0]) for i in ccp_split("val")[:count]]
+    try:
+        from .data import evaluation_sets
+
+        sets = evaluation_sets()
+        for name in ("studio", "cluttered"):
+            images += [(f"{name} {item_id}", rgb) for item_id, rgb, _ in sets.get(name, [])[:2]]
+    except Exception:  # noqa: BLE001 - composites are optional extras on the sheet
+        pass
+    return images
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--out", type=Path, default=Path("docs/contact_sheet.png"))
+    parser.add_argument("--count", type=int, default=6, help="CCP validation photos")
+    args = parser.parse_args(argv)
+    print(f"wrote {make_sheet(args.models, default_images(args.count), args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""python -m model_export.data fetch|build|show"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from .sources import DEFAULT_CACHE
+
+
+def main(argv: list[str] | None = None) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log each skipped file")
+    parser = argparse.ArgumentParser(prog="python -m model_export.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", parents=[common], help="install the registry sources (apt-get, npm)")
+    fetch.add_argument("--no-debian", action="store_true")
+    fetch.add_argument("--no-npm", action="store_true")
+    fetch.add_argument("--no-update", action="store_true", help="skip apt-get update")
+    build = sub.add_parser("build", parents=[common], help="build the cache (foreground library, backgrounds, eval sets)")
+    build.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--openclipart", type=int, default=None, help="how many SVGs to rasterise")
+    build.add_argument("--studio", type=int, default=None, help="held-out studio composites")
+    build.add_argument("--cluttered", type=int, default=None, help="held-out cluttered composites")
+    build.add_argument("--force-eval", action="store_true", help="rewrite the held-out composites")
+    show = sub.add_parser("show", parents=[common], help="print the manifest")
+    show.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+
+    if args.command == "fetch":
+        from .fetch import fetch as run_fetch
+
+        run_fetch(debian=not args.no_debian, npm=not args.no_npm, update=not args.no_update)
+    elif args.command == "build":
+        from .build import EVAL_COUNTS, OPENCLIPART_COUNT
+        from .build import build as run_build
+
+        counts = {"studio": EVAL_COUNTS["studio"] if args.studio is None else args.studio,
+                  "cluttered": EVAL_COUNTS["cluttered"] if args.cluttered is None else args.cluttered}
+        manifest = run_build(args.cache, args.seed,
+                             openclipart_count=OPENCLIPART_COUNT if args.openclipart is None else args.openclipart,
+                             eval_counts=counts, force_eval=args.force_eval)
+        print(json.dumps(manifest, indent=2))
+    else:
+        print((args.cache / "manifest.json").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""python -m model_export.evaluate: quality of exported models through the serving pipeline.
+
+Runs every validation image through `service.pipeline.Pipeline` exactly as the service would
+(decode, 1500 px cap, segmenter, ED trimap graph, band-only matting, rescale) and prints, per
+set: mask IoU and boundary F of the segmenter's mask, and IoU, boundary F, alpha MAD and
+gradient error of the final alpha (metrics.py; whole-image per-pixel means for MAD, sum/1000
+for gradient). With the ISNet teacher installed (.cache/peers/isnet.onnx), the same figures
+for it on the same images.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .metrics import boundary_f_score, gradient_error, iou, mad
+
+SETS = ("ccp_val", "studio", "cluttered")
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _grey(body: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float32) / 255.0
+
+
+def _with_input_size(model_dir: Path, input_size: int | None) -> Path:
+    """A temporary copy of the model folder's spec with another segmenter working size."""
+    if input_size is None:
+        return model_dir
+    tmp = Path(tempfile.mkdtemp(prefix="cutout-eval-"))
+    for path in model_dir.iterdir():
+        if path.suffix == ".onnx":
+            (tmp / path.name).symlink_to(path.resolve())
+    spec = json.loads((model_dir / "spec.json").read_text())
+    spec["segmenter"]["input_size"] = input_size
+    (tmp / "spec.json").write_text(json.dumps(spec))
+    return tmp
+
+
+def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
+    out = {"mask_iou": iou(prob, gt), "mask_bf": boundary_f_score(prob, gt)}
+    if alpha is not None:
+        out.update(iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt), mad=mad(alpha, gt),
+                   grad=gradient_error(alpha, gt))
+    return out
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def load_teacher():
+    try:
+        from bench.peers import IsnetPeer  # run from the repo root
+    except ImportError:
+        return None
+    try:
+        return IsnetPeer()
+    except Exception:  # noqa: BLE001 - the teacher is optional
+        return None
+
+
+class TeacherScores:
+    """ISNet's scores per image, cached on disk: the teacher never changes, our models do."""
+
+    def __init__(self, peer, path: Path = Path(".cache/peers/isnet_scores.json")) -> None:
+        self.peer = peer
+        self.path = path
+        self.cache: dict = json.loads(path.read_text()) if path.exists() else {}
+
+    def __call__(self, set_name: str, item_id: str, rgb: np.ndarray, gt: np.ndarray) -> dict:
+        key = f"{set_name}/{item_id}"
+        if key not in self.cache:
+            self.cache[key] = _scores(self.peer.predict(rgb), None, gt)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.cache))
+        return self.cache[key]
+
+
+def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
+             matting: str = "band", input_size: int | None = None, teacher: bool = True,
+             threads: int = 2) -> dict:
+    from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
+
+    from .data import evaluation_sets
+
+    pipeline = Pipeline(PipelineConfig(model_dir=_with_input_size(model_dir, input_size),
+                                       threads=threads, matting=matting))
+    peer = load_teacher() if teacher else None
+    teacher_scores = TeacherScores(peer) if peer is not None else None
+    data = evaluation_sets()
+    report: dict = {"models": str(model_dir), "version": pipeline.version, "matting": matting,
+                    "input_size": input_size or pipeline.spec.segmenter.input_size, "sets": {}}
+    mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
+    for name in sets:
+        rows, peer_rows, seconds = [], [], []
+        for item_id, rgb, gt in data.get(name, [])[:limit]:
+            body = _png(rgb)
+            prob = _grey(pipeline.run(body, mask_opts).body)
+            start = time.perf_counter()
+            alpha = _grey(pipeline.run(body, alpha_opts).body)
+            seconds.append(time.perf_counter() - start)
+            rows.append(_scores(prob, alpha, gt))
+            if teacher_scores is not None:
+                peer_rows.append(teacher_scores(name, item_id, rgb, gt))
+        if not rows:
+            continue
+        entry = {"n": len(rows), "ours": _mean(rows), "seconds_per_image": float(np.mean(seconds))}
+        if peer_rows:
+            entry["isnet"] = _mean(peer_rows)
+        report["sets"][name] = entry
+    if input_size is not None:
+        shutil.rmtree(Path(pipeline.config.model_dir), ignore_errors=True)
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"models {report['models']} (version {report['version']}), matting={report['matting']}, "
+             f"segmenter input {report['input_size']} px"]
+    header = f"{'set':<10} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'IoU':>7} {'BF':>7} {'MAD':>8} {'Grad':>8} {'s/img':>6}"
+    lines.append(header)
+    for name, entry in report["sets"].items():
+        o = entry["ours"]
+        lines.append(f"{name:<10} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} {o['mask_bf']:>7.4f} "
+                     f"{o['iou']:>7.4f} {o['bf']:>7.4f} {o['mad']:>8.5f} {o['grad']:>8.3f} "
+                     f"{entry['seconds_per_image']:>6.2f}")
+        if "isnet" in entry:
+            p = entry["isnet"]
+            lines.append(f"{name:<10} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f}")
+    return "\n".join(lines)
+
+
+def teacher_only(sets: tuple[str, ...], limit: int | None) -> None:
+    """Fill the teacher's score cache (slow: ISNet runs at 1024 px)."""
+    from .data import evaluation_sets
+
+    peer = load_teacher()
+    if peer is None:
+        raise SystemExit("ISNet teacher not installed: python -m bench.peers")
+    scores = TeacherScores(peer)
+    data = evaluation_sets()
+    for name in sets:
+        rows = [scores(name, i, rgb, gt) for i, rgb, gt in data.get(name, [])[:limit]]
+        if rows:
+            print(name, len(rows), {k: round(v, 4) for k, v in _mean(rows).items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--limit", type=int, default=None, help="images per set")
+    parser.add_argument("--matting", choices=["band", "dense"], default="band")
+    parser.add_argument("--input-size", type=int, default=None, help="override the segmenter's working size")
+    parser.add_argument("--no-teacher", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--teacher-only", action="store_true", help="only score the ISNet teacher")
+    args = parser.parse_args(argv)
+    if args.teacher_only:
+        teacher_only(tuple(args.sets.split(",")), args.limit)
+        return
+    report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
+                      args.input_size, not args.no_teacher, args.threads)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

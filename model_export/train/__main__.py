@@ -1,0 +1,31 @@
+"""python -m model_export.train seg|matting --run-dir runs/seg [--time-budget-min 100] ...
+
+Resumes from RUN_DIR/last.pt when present. Run it in the background:
+  nohup nice -n 10 python -m model_export.train seg --run-dir runs/seg > runs/seg.out 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .config import TrainConfig
+from .loop import Trainer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["seg", "matting"])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    for name, field in TrainConfig.model_fields.items():
+        if name in ("task", "run_dir", "segmenter", "matting", "trimap_rate_range"):
+            continue
+        parser.add_argument(f"--{name.replace('_', '-')}", type=field.annotation, default=None,
+                            help=field.description)
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}
+    config = TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)
+    Trainer(config).fit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Typed training config: defaults here, overridable from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..models import MattingConfig, SegmenterConfig
+
+
+class TrainConfig(BaseModel):
+    task: Literal["seg", "matting"]
+    run_dir: Path = Field(description="checkpoints and logs; resumed from when it exists")
+    time_budget_min: float = Field(100.0, description="total training time over all resumes")
+    batch_size: int = 8
+    size: int = Field(320, description="square training input (seg) or crop (matting)")
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    ema_decay: float = 0.998
+    threads: int = 2
+    loader_workers: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every_min: float = 5.0
+    validate_every_min: float = 15.0
+    log_every_steps: int = 20
+    # Matting: ED trimap rates drawn per sample from this range (fraction of (h+w)/2).
+    trimap_rate_range: tuple[float, float] = (0.01, 0.05)
+    segmenter: SegmenterConfig = SegmenterConfig()
+    matting: MattingConfig = MattingConfig()

@@ -1,0 +1,38 @@
+"""Losses. Segmentation: BCE + soft Dice (Dice counters the foreground/background imbalance).
+Matting (AlphaNet / Deep Image Matting): alpha L1 and composition L1, both on the unknown band."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    dims = (1, 2, 3)
+    intersection = (prob * target).sum(dims)
+    dice = 1.0 - (2.0 * intersection + smooth) / (prob.sum(dims) + target.sum(dims) + smooth)
+    return bce + dice.mean()
+
+
+def _masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    # sqrt(d^2 + eps^2): the smooth L1 of Deep Image Matting, differentiable at 0.
+    diff = torch.sqrt((pred - target) ** 2 + 1e-6)
+    channels = pred.shape[1]
+    return (diff * weight).sum() / (weight.sum() * channels + 1.0)
+
+
+def matting_loss(
+    alpha: torch.Tensor,
+    gt_alpha: torch.Tensor,
+    fg: torch.Tensor,
+    bg: torch.Tensor,
+    unknown: torch.Tensor,
+    composition_weight: float = 0.5,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    alpha_l1 = _masked_l1(alpha, gt_alpha, unknown)
+    composite = alpha * fg + (1.0 - alpha) * bg
+    gt_composite = gt_alpha * fg + (1.0 - gt_alpha) * bg
+    composition = _masked_l1(composite, gt_composite, unknown)
+    total = alpha_l1 + composition_weight * composition
+    return total, {"alpha_l1": alpha_l1.item(), "composition": composition.item()}

@@ -1,0 +1,132 @@
+"""What is trained: each task builds its net and dataset, computes the loss of a batch and
+validates. The loop (loop.py) knows nothing task-specific."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.ccp import ccp_split, load_ccp
+from ..layers import EDTrimap
+from ..metrics import boundary_f_score, iou, mad
+from ..models import build_matting, build_segmenter
+from .config import TrainConfig
+from .losses import bce_dice_loss, matting_loss
+
+
+def letterbox_tensor(image: np.ndarray, long_side: int, multiple: int, mean, std) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Resize so the long side is `long_side`, normalise, pad (replicate) to the multiple.
+    Returns [1,3,H',W'] and the unpadded (h, w)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    ph, pw = -nh % multiple, -nw % multiple
+    x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())[None], (nh, nw)
+
+
+class SegmentationTask:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.model = build_segmenter(config.segmenter)
+
+    def dataset(self):
+        from ..data import SegmentationDataset
+
+        return SegmentationDataset("train", size=self.config.size, seed=self.config.seed)
+
+    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch["image"])
+        loss = bce_dice_loss(logits, batch["mask"])
+        return loss, {"loss": loss.item()}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, limit: int | None = None) -> dict[str, float]:
+        import cv2
+
+        cfg = self.config.segmenter
+        model.eval()
+        ious, bfs = [], []
+        for item_id in ccp_split("val")[:limit]:
+            image, gt = load_ccp(item_id)
+            x, (nh, nw) = letterbox_tensor(image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std)
+            prob = torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw].float().cpu().numpy()
+            prob = cv2.resize(prob, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            ious.append(iou(prob, gt))
+            bfs.append(boundary_f_score(prob, gt))
+        model.train()
+        return {"ccp_val_iou": float(np.mean(ious)), "ccp_val_bf": float(np.mean(bfs))}
+
+
+class MattingTask:
+    """Trimaps come from the ED layer itself on the GT mask, with per-sample random rates, so
+    the net sees the band widths the service's trimap graph produces."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.model = build_matting(config.matting)
+        self.ed = EDTrimap(max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2))
+
+    def dataset(self):
+        from ..data import MattingDataset
+
+        return MattingDataset("train", crop=self.config.size, seed=self.config.seed)
+
+    def make_trimap(self, gt_alpha: torch.Tensor) -> torch.Tensor:
+        low, high = self.config.trimap_rate_range
+        n = gt_alpha.shape[0]
+        erode_rate = torch.empty(n).uniform_(low, high).to(gt_alpha)
+        dilate_rate = torch.empty(n).uniform_(low, high).to(gt_alpha)
+        # Also perturb the mask threshold a little: segmenter masks are never exactly GT.
+        mask = (gt_alpha > random.uniform(0.2, 0.8)).to(gt_alpha.dtype)
+        trimap = self.ed(mask, erode_rate, dilate_rate)
+        # Translucent pixels must never be marked as known.
+        translucent = (gt_alpha > 0.02) & (gt_alpha < 0.98)
+        return torch.where(translucent, torch.full_like(trimap, 0.5), trimap)
+
+    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        gt = batch["alpha"]
+        trimap = self.make_trimap(gt)
+        raw = model.forward_raw(torch.cat([batch["image"], trimap], dim=1))
+        unknown = (trimap == 0.5).to(raw.dtype)
+        loss, parts = matting_loss(raw, gt, batch["fg"], batch["bg"], unknown)
+        return loss, {"loss": loss.item(), **parts}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, limit: int | None = 60) -> dict[str, float]:
+        try:
+            from ..data import evaluation_sets
+
+            sets = evaluation_sets()
+        except Exception:  # noqa: BLE001 - validation is optional while data is being built
+            return {}
+        cfg = self.config.matting
+        model.eval()
+        out: dict[str, float] = {}
+        torch.manual_seed(0)
+        random.seed(0)
+        for name in ("studio", "cluttered"):
+            scores = []
+            for _, image, gt in sets.get(name, [])[:limit]:
+                x, (nh, nw) = letterbox_tensor(image, 512, cfg.size_multiple, cfg.mean, cfg.std)
+                gt_t = torch.from_numpy(gt)[None, None]
+                gt_t = F.interpolate(gt_t, size=(nh, nw), mode="bilinear", align_corners=False)
+                gt_t = F.pad(gt_t, (0, x.shape[3] - nw, 0, x.shape[2] - nh))
+                trimap = self.ed((gt_t > 0.5).float())
+                alpha = model(torch.cat([x, trimap], dim=1).to(self.config.device)).cpu()
+                scores.append(mad(alpha[0, 0, :nh, :nw].numpy(), gt_t[0, 0, :nh, :nw].numpy()))
+            if scores:
+                out[f"{name}_mad"] = float(np.mean(scores))
+        model.train()
+        return out
+
+
+def build_task(config: TrainConfig):
+    return {"seg": SegmentationTask, "matting": MattingTask}[config.task](config)

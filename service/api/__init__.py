@@ -1,0 +1,1 @@
+"""HTTP layer: thin route handlers, request parsing, error mapping, middleware."""

@@ -1,0 +1,51 @@
+"""Response schemas (for the OpenAPI docs and the JSON answers)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what went wrong and, where possible, how to fix it")
+    code: str = Field(description="stable machine-readable code, e.g. payload_too_large")
+    detail: list | None = Field(None, description="per-field problems of invalid options")
+
+
+class RemoveBgError(BaseModel):
+    title: str
+    code: str | None = None
+    detail: str | None = None
+
+
+class RemoveBgErrorBody(BaseModel):
+    errors: list[RemoveBgError]
+
+
+class RemoveBgResult(BaseModel):
+    result_b64: str
+    foreground_top: int | None = None
+    foreground_left: int | None = None
+    foreground_width: int | None = None
+    foreground_height: int | None = None
+
+
+class RemoveBgJson(BaseModel):
+    data: RemoveBgResult
+
+
+class WorkerStatus(BaseModel):
+    index: int
+    state: str
+    pid: int | None
+    restarts: int
+    last_error: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    model_version: str | None
+    queue_depth: int
+    workers: list[WorkerStatus]

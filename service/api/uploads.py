@@ -1,0 +1,94 @@
+"""Getting the image bytes and the option fields out of a request (multipart, form, JSON or a
+raw body), and turning option fields into a validated `CutoutOptions`."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+
+from ..errors import InvalidOptions, MissingImage, ServiceError, UndecodableImage
+from .errors import invalid_options
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+MAX_FORM_FIELDS = 64
+
+
+@dataclass
+class Upload:
+    fields: dict[str, str] = field(default_factory=dict)  # query + form / JSON fields
+    files: dict[str, bytes] = field(default_factory=dict)  # file parts of a multipart form
+    body: bytes | None = None  # the raw body, when it was not a form or JSON
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_upload(request: Request, json_allowed: bool = False) -> Upload:
+    upload = Upload(fields=dict(request.query_params))
+    kind = content_type(request)
+    try:
+        if kind in FORM_TYPES:
+            form = await request.form(max_files=4, max_fields=MAX_FORM_FIELDS)
+            try:
+                for name, value in form.multi_items():
+                    if isinstance(value, UploadFile):
+                        upload.files[name] = await value.read()
+                    else:
+                        upload.fields[name] = value
+            finally:
+                await form.close()
+        elif json_allowed and kind == "application/json":
+            upload.fields.update(_json_fields(await request.body()))
+        else:
+            upload.body = await request.body()
+    except ClientDisconnect:
+        raise
+    except ServiceError:
+        raise
+    except Exception as exc:  # malformed multipart framing and the like
+        raise UndecodableImage(f"cannot parse the request body: {exc}") from exc
+    return upload
+
+
+def _json_fields(raw: bytes) -> dict[str, str]:
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise InvalidOptions(f"the JSON body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidOptions("the JSON body must be an object")
+    return {k: v if isinstance(v, str) or v is None else json.dumps(v) if isinstance(v, (dict, list))
+            else str(v).lower() if isinstance(v, bool) else str(v) for k, v in payload.items()}
+
+
+def decode_base64(value: str, name: str) -> bytes:
+    text = value.strip()
+    if text.startswith("data:") and "," in text:  # data URL
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UndecodableImage(f"{name} is not valid base64") from exc
+
+
+def image_from(upload: Upload, field_name: str) -> bytes:
+    """The image: the named file part of a form, else the raw body."""
+    if upload.body is not None:
+        return upload.body
+    if field_name in upload.files:
+        return upload.files[field_name]
+    raise MissingImage(f"no image: send it as the multipart file field '{field_name}' or as the "
+                       "raw request body")
+
+
+def validate_options(model: type[BaseModel], fields: dict[str, object]) -> BaseModel:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid_options(exc) from exc

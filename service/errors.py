@@ -1,0 +1,84 @@
+"""Errors the pipeline and the pool raise, each with its HTTP status and a stable code.
+
+Workers send errors back to the parent as (code, message); `from_code` rebuilds them.
+"""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base: an error answered to the client as JSON."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class EmptyInput(ServiceError):
+    status, code = 400, "empty_input"
+
+
+class UndecodableImage(ServiceError):
+    status, code = 400, "undecodable_image"
+
+
+class MissingImage(ServiceError):
+    status, code = 400, "missing_image"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
+class InvalidOptions(ServiceError):
+    status, code = 422, "invalid_options"
+
+    def __init__(self, message: str, detail: list | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or []
+
+
+class WorkerCrashed(ServiceError):
+    status, code = 500, "worker_crashed"
+
+
+class Unavailable(ServiceError):
+    """Queue full, or shutting down: the client should retry later."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class DeadlineExceeded(ServiceError):
+    status, code = 504, "deadline_exceeded"
+
+
+class ModelFolderError(RuntimeError):
+    """The model folder or an external segmenter cannot be used; raised at start-up."""
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (EmptyInput, UndecodableImage, MissingImage, PayloadTooLarge, UnsupportedMediaType,
+                InvalidOptions, WorkerCrashed, Unavailable, DeadlineExceeded, ServiceError)
+}
+
+
+def from_code(code: str, message: str) -> ServiceError:
+    """Rebuild an error a worker reported; unknown codes become a plain 500."""
+    return _BY_CODE.get(code, ServiceError)(message)

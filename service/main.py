@@ -1,0 +1,66 @@
+"""The app factory: settings -> checked model folder -> metrics, worker pool, routes.
+
+`uvicorn --factory service.main:create_app` or `cutout serve` run it. The lifespan starts the
+worker pool (workers load their models and warm up in the background; /readyz says when they
+are done) and stops it gracefully.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import errors
+from .api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from .api.routes import cutout, health, metrics, removebg
+from .config import Settings
+from .errors import ModelFolderError
+from .metrics import Metrics
+from .pipeline.spec import load_spec
+from .workers import WorkerPool
+
+log = logging.getLogger("cutout")
+
+DESCRIPTION = """CPU-first background removal (AlphaNet: segmentation, ED trimap, attention
+matting on the trimap's unknown band). `POST /v1/cutout` for our API, `POST /v1.0/removebg` for
+remove.bg-compatible clients."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    spec = load_spec(settings.model_dir)  # fails here, with the fix, when the folder is unusable
+    if settings.segmenter_path is not None and not settings.segmenter_path.is_file():
+        raise ModelFolderError(f"segmenter_path {str(settings.segmenter_path)!r} does not exist")
+    app_metrics = Metrics()
+    app_metrics.build_info.labels(__version__, spec.version).set(1)
+    pool = WorkerPool(
+        settings.pipeline_config(), workers=settings.workers, queue_size=settings.queue_size,
+        timeout_s=settings.request_timeout_s, kill_grace_s=settings.kill_grace_s,
+        retry_after_s=settings.retry_after_s, start_timeout_s=settings.start_timeout_s,
+        log_level=settings.log_level, warm_up=settings.warm_up, metrics=app_metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting %d worker(s), %d thread(s) each, models %s (%s)", settings.workers,
+                 settings.threads_per_worker, settings.model_dir, spec.version)
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.stop(grace_s=settings.request_timeout_s)
+
+    app = FastAPI(title="cutout", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = app_metrics
+    app.state.pool = pool
+    app.state.spec = spec
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app_metrics)
+    for module in (cutout, removebg, health, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,120 @@
+"""Band-only matting: the matting net runs only where the trimap is unknown.
+
+The unknown band is covered by fixed-size tiles laid on a grid: each tile's centre (its *core*,
+`tile - 2 * margin` pixels square) is written back, its margin only gives the net context. Tiles
+near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
+Runtime). Tiles go through the session in batches. Pixels outside the band keep the trimap's
+exact 0 / 1, which is what the net's own trimap fusion would give them anyway.
+
+`matte_dense` runs the net once over the whole padded image (reference for quality checks).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import geometry
+from .sessions import MattingModel
+from .trimap import unknown_region
+
+
+@dataclass(frozen=True)
+class Tile:
+    top: int  # window (net input) top-left, in image coordinates
+    left: int
+    core: tuple[int, int, int, int]  # (top, bottom, left, right) written back, bottom/right excl.
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    size: int = 320
+    margin: int = 32
+    batch: int = 1
+
+    @property
+    def core(self) -> int:
+        return self.size - 2 * self.margin
+
+    def check(self, multiple: int) -> None:
+        if self.size % multiple:
+            raise ValueError(f"tile size {self.size} must be a multiple of {multiple}, e.g. "
+                             f"{geometry.round_up(self.size, multiple)}")
+        if self.margin < 0 or self.core <= 0:
+            raise ValueError(f"tile margin {self.margin} must be >= 0 and under half the tile "
+                             f"size {self.size}")
+        if self.batch < 1:
+            raise ValueError("tile batch must be >= 1")
+
+
+def plan_tiles(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
+    """Tiles whose cores cover every unknown pixel. The image is assumed at least `size` on
+    both sides (pad it first)."""
+    height, width = unknown.shape
+    core = layout.core
+    rows, cols = -(-height // core), -(-width // core)
+    grid = np.zeros((rows * core, cols * core), dtype=bool)
+    grid[:height, :width] = unknown
+    hit = grid.reshape(rows, core, cols, core).any(axis=(1, 3))
+    tiles = []
+    for row, col in np.argwhere(hit):
+        top, left = int(row) * core, int(col) * core
+        bottom, right = min(top + core, height), min(left + core, width)
+        window_top = min(max(top - layout.margin, 0), height - layout.size)
+        window_left = min(max(left - layout.margin, 0), width - layout.size)
+        tiles.append(Tile(window_top, window_left, (top, bottom, left, right)))
+    return tiles
+
+
+def _batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
+    for start in range(0, len(tiles), size):
+        yield tiles[start:start + size]
+
+
+def matte_band(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray, layout: TileLayout,
+               run: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+    """Alpha (float32, H x W) and the number of tiles run. `run` replaces `model.predict`
+    (the runner passes one that honours the request's deadline)."""
+    predict = run or model.predict
+    height, width = trimap.shape
+    alpha = trimap.copy()
+    unknown = unknown_region(trimap)
+    if not unknown.any():
+        return alpha, 0
+    # Images smaller than a tile are padded once; tiles then always have the full size.
+    padded_h, padded_w = max(height, layout.size), max(width, layout.size)
+    rgb_padded = geometry.pad_to(rgb, padded_h, padded_w)
+    trimap_padded = geometry.pad_to(trimap, padded_h, padded_w)
+    unknown_padded = np.zeros((padded_h, padded_w), dtype=bool)
+    unknown_padded[:height, :width] = unknown
+    tiles = plan_tiles(unknown_padded, layout)
+    size = layout.size
+    for chunk in _batches(tiles, layout.batch):
+        batch = np.empty((len(chunk), 4, size, size), dtype=np.float32)
+        for index, tile in enumerate(chunk):
+            window = (slice(tile.top, tile.top + size), slice(tile.left, tile.left + size))
+            model.normalise(rgb_padded[window], out=batch[index, :3])
+            batch[index, 3] = trimap_padded[window]
+        out = predict(batch)
+        for index, tile in enumerate(chunk):
+            top, bottom, left, right = tile.core
+            bottom, right = min(bottom, height), min(right, width)
+            if bottom <= top or right <= left:
+                continue
+            alpha[top:bottom, left:right] = out[index, top - tile.top:bottom - tile.top,
+                                                left - tile.left:right - tile.left]
+    return alpha, len(tiles)
+
+
+def matte_dense(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray,
+                run: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+    predict = run or model.predict
+    height, width = trimap.shape
+    multiple = model.spec.size_multiple
+    rgb_padded = geometry.pad_to_multiple(rgb, multiple)
+    trimap_padded = geometry.pad_to_multiple(trimap, multiple)
+    batch = np.empty((1, 4) + trimap_padded.shape, dtype=np.float32)
+    model.normalise(rgb_padded, out=batch[0, :3])
+    batch[0, 3] = trimap_padded
+    return np.ascontiguousarray(predict(batch)[0, :height, :width]), 1

@@ -1,0 +1,196 @@
+"""Bytes in, pixels out, and back: decoding (Pillow) and encoding (OpenCV PNG/JPEG, Pillow WebP).
+
+Decoding refuses what it should before touching the pixels: unknown formats (415), and images
+whose header claims more pixels than allowed (413; decompression bombs). It then applies the
+EXIF orientation, converts any mode to 8-bit RGB (keeping an input alpha apart) and converts
+embedded ICC profiles to sRGB.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from ..errors import EmptyInput, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+
+log = logging.getLogger(__name__)
+
+# Formats worth decoding from the internet; everything else (EPS runs Ghostscript, PSD, ...) is
+# refused as 415 before any decoder runs. Multi-frame formats give their first frame.
+# (JPEG also opens multi-picture MPO files; AVIF only where this Pillow build has it.)
+Image.init()
+INPUT_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+                      if f in Image.OPEN)
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg",
+               "zip": "application/zip"}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An 8-bit sRGB image, orientation applied; `alpha` is the input's own transparency."""
+
+    rgb: np.ndarray  # H x W x 3 uint8
+    alpha: np.ndarray | None  # H x W uint8, None when the input is opaque
+    source_format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    @property
+    def megapixels(self) -> float:
+        return self.rgb.shape[0] * self.rgb.shape[1] / 1e6
+
+    def flattened(self) -> np.ndarray:
+        """RGB for the models: a transparent input is composited over white."""
+        if self.alpha is None:
+            return self.rgb
+        a = self.alpha[..., None].astype(np.float32) / 255.0
+        return (self.rgb * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    png_compression: int = 1
+    jpeg_quality: int = 90
+    webp_quality: int = 90
+    webp_method: int = 2
+    webp_lossless: bool = False
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    if not data:
+        raise EmptyInput("empty image: send the image bytes as the body or the form field")
+    try:
+        image = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"image refused before decoding: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaType(
+            "not an image in a supported format (" + ", ".join(INPUT_FORMATS) + ")") from exc
+    except Exception as exc:  # any decoder failure on untrusted bytes is the input's fault
+        raise UndecodableImage(f"cannot read the image header: {exc}") from exc
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise UndecodableImage(f"image has no pixels ({width} x {height})")
+        if width * height > max_pixels:
+            raise PayloadTooLarge(
+                f"image is {width} x {height} = {width * height / 1e6:.1f} MP, over the limit of "
+                f"{max_pixels / 1e6:.1f} MP (refused before decoding)")
+        source_format = image.format or "unknown"
+        try:
+            image.load()
+        except Image.DecompressionBombError as exc:
+            raise PayloadTooLarge(f"image refused while decoding: {exc}") from exc
+        except Exception as exc:
+            raise UndecodableImage(f"cannot decode the image (truncated or corrupt?): {exc}") from exc
+        return _to_srgb(_oriented(image), source_format)
+
+
+def _oriented(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:  # a malformed EXIF block must not fail the cutout
+        log.debug("ignoring unreadable EXIF orientation: %s", exc)
+        return image
+
+
+def _to_srgb(image: Image.Image, source_format: str) -> Decoded:
+    icc = image.info.get("icc_profile")
+    image = _to_8bit(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info)
+    target = "RGBA" if has_alpha else "RGB"
+    converted = _apply_icc(image, icc, target) if icc else None
+    if converted is None:
+        try:
+            converted = image.convert(target)
+        except (ValueError, OSError) as exc:
+            raise UnsupportedMediaType(f"unsupported pixel mode {image.mode}") from exc
+    pixels = np.asarray(converted)
+    if target == "RGB":
+        return Decoded(np.ascontiguousarray(pixels), None, source_format)
+    alpha = np.ascontiguousarray(pixels[..., 3])
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    return Decoded(rgb, None if alpha.min() == 255 else alpha, source_format)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and float greyscale to 8 bits by scaling, not clipping (Pillow clips)."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image).astype(np.float32)
+        top = float(values.max()) if values.size else 0.0
+        if image.mode == "F" and top <= 1.0:
+            scale = 255.0
+        elif top > 255.0:
+            scale = 255.0 / 65535.0 if top <= 65535.0 else 255.0 / top
+        else:
+            scale = 1.0
+        return Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    return image
+
+
+def _apply_icc(image: Image.Image, icc: bytes, target: str) -> Image.Image | None:
+    """Convert from the embedded profile to sRGB; None when the profile is sRGB or unusable."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+            return None
+        mode = image.mode
+        if mode in ("P", "PA", "1"):
+            image = image.convert(target)
+            mode = image.mode
+        elif mode in ("LA", "La", "RGBa"):
+            image = image.convert("RGBA")
+            mode = "RGBA"
+        if target == "RGBA" and mode not in ("RGBA",):
+            return None
+        return ImageCms.profileToProfile(image, source, _SRGB, outputMode=target)
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        log.debug("ignoring unusable ICC profile: %s", exc)
+        return None
+
+
+def encode(pixels: np.ndarray, fmt: str, config: EncodeConfig,
+           alpha: np.ndarray | None = None) -> bytes:
+    """H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 -> file bytes.
+
+    `zip` is remove.bg's: `color.jpg` (RGB) and `alpha.png` (the matte given as `alpha`).
+    """
+    if fmt == "png":
+        return _cv2_encode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression])
+    if fmt == "jpeg":
+        if pixels.ndim == 3 and pixels.shape[2] == 4:
+            raise ValueError("JPEG has no alpha: compose onto a background first")
+        return _cv2_encode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
+    if fmt == "webp":
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "WEBP", quality=config.webp_quality,
+                                     method=config.webp_method, lossless=config.webp_lossless)
+        return buffer.getvalue()
+    if fmt == "zip":
+        if alpha is None:
+            raise ValueError("zip needs the alpha matte")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr("color.jpg", encode(pixels[..., :3], "jpeg", config))
+            archive.writestr("alpha.png", encode(alpha, "png", config))
+        return buffer.getvalue()
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _cv2_encode(ext: str, pixels: np.ndarray, params: list[int]) -> bytes:
+    if pixels.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        pixels = cv2.cvtColor(pixels, code)
+    ok, buffer = cv2.imencode(ext, pixels, params)
+    if not ok:
+        raise RuntimeError(f"OpenCV failed to encode {ext}")
+    return buffer.tobytes()

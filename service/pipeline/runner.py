@@ -1,0 +1,199 @@
+"""The only place that knows the order of the stages.
+
+decode -> cap the long side -> segment -> ED trimap -> band-only matting -> rescale the matte ->
+compose -> encode, each timed. Outputs that need fewer stages stop early (mask after
+segmentation, trimap before matting).
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import DeadlineExceeded
+from . import band, codec, compose, geometry, trimap
+from .options import CutoutOptions
+from .sessions import MattingModel, RuntimeConfig, Segmenter, TrimapModel
+from .spec import SegmenterSpec, load_spec
+
+
+class PipelineConfig(BaseModel):
+    """Everything a pipeline needs; built from the service settings (or by the CLI)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_dir: Path
+    external_segmenter: SegmenterSpec | None = Field(
+        None, description="another segmenter graph; its `file` is a path")
+    threads: int = Field(1, ge=1)
+    mem_arena: bool = True
+    spinning: bool = True
+    max_pixels: int = Field(50_000_000, gt=0)
+    max_inference_side: int = Field(1500, ge=64)
+    matting: Literal["band", "dense"] = "band"
+    tile_size: int = Field(320, gt=0)
+    tile_margin: int = Field(32, ge=0)
+    tile_batch: int = Field(1, ge=1)
+    png_compression: int = Field(1, ge=0, le=9)
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    webp_quality: int = Field(90, ge=1, le=100)
+    webp_method: int = Field(2, ge=0, le=6)
+    webp_lossless: bool = False
+
+
+@dataclass
+class Result:
+    body: bytes
+    media_type: str
+    width: int
+    height: int
+    input_width: int
+    input_height: int
+    object_box: tuple[int, int, int, int] | None
+    model_version: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    tiles: int = 0
+
+
+class Deadline:
+    """A request's time budget inside a worker: checked between stages, and an ONNX Runtime
+    RunOptions whose terminate flag a timer sets, so a long inference stops mid-graph."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.run_options = ort.RunOptions()
+        self.at = None if seconds is None else time.monotonic() + max(seconds, 0.0)
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        self.run_options.terminate = True
+
+    @property
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def check(self, stage: str) -> None:
+        if self.expired:
+            raise DeadlineExceeded(f"request deadline passed before {stage}")
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.spec = load_spec(config.model_dir)
+        runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning)
+        model_dir = Path(config.model_dir)
+        if config.external_segmenter is not None:
+            self.segmenter = Segmenter(Path(config.external_segmenter.file),
+                                       config.external_segmenter, runtime)
+        else:
+            self.segmenter = Segmenter(model_dir / self.spec.segmenter.file, self.spec.segmenter,
+                                       runtime)
+        self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
+        self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime)
+        self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch)
+        self.layout.check(self.spec.matting.size_multiple)
+        self.encode_config = codec.EncodeConfig(
+            config.png_compression, config.jpeg_quality, config.webp_quality, config.webp_method,
+            config.webp_lossless)
+        # The ED layer's radii were set for our segmenter's working size: it always runs there,
+        # whichever segmenter produced the mask.
+        self.trimap_side = self.spec.segmenter.input_size
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def run(self, data: bytes, options: CutoutOptions, deadline: Deadline | None = None) -> Result:
+        deadline = deadline or Deadline(None)
+        timings: dict[str, float] = {}
+
+        @contextmanager
+        def stage(name: str) -> Iterator[None]:
+            deadline.check(name)
+            start = time.perf_counter()
+            yield
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+        def guarded(predict: Callable[..., np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+            def call(tensor: np.ndarray) -> np.ndarray:
+                deadline.check("inference")
+                try:
+                    return predict(tensor, deadline.run_options)
+                except Exception as exc:
+                    if deadline.run_options.terminate or deadline.expired:
+                        raise DeadlineExceeded("request deadline passed during inference") from exc
+                    raise
+            return call
+
+        with stage("decode"):
+            image = codec.decode(data, self.config.max_pixels)
+        full_w, full_h = image.size
+        tiles = 0
+        with stage("resize"):
+            work_w, work_h = geometry.fit_long_side(full_w, full_h, self.config.max_inference_side,
+                                                    upscale=False)
+            work_rgb = geometry.resize(image.flattened(), work_w, work_h)
+            trimap_size = geometry.fit_long_side(work_w, work_h, self.trimap_side)
+        with stage("segment"):
+            mask = guarded(lambda x, ro: self.segmenter.predict(x, trimap_size, ro))(work_rgb)
+
+        if not options.needs("trimap"):
+            with stage("upscale"):
+                matte = geometry.upscale_matte(geometry.to_uint8(mask), full_w, full_h)
+        else:
+            with stage("trimap"):
+                coarse = guarded(self.trimap.predict)(mask)
+                fine = trimap.resize_trimap(coarse, work_w, work_h)
+            if not options.needs("matting"):
+                with stage("upscale"):
+                    matte = geometry.upscale_nearest(trimap.to_grey(fine), full_w, full_h)
+            else:
+                with stage("matting"):
+                    run = guarded(self.matting.predict)
+                    if self.config.matting == "dense":
+                        alpha, tiles = band.matte_dense(self.matting, work_rgb, fine, run)
+                    else:
+                        alpha, tiles = band.matte_band(self.matting, work_rgb, fine, self.layout,
+                                                       run)
+                with stage("upscale"):
+                    matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
+                    if image.alpha is not None:
+                        matte = compose.multiply_mattes(matte, image.alpha)
+        with stage("compose"):
+            composed = compose.compose(image.rgb, matte, options)
+        with stage("encode"):
+            body = codec.encode(composed.pixels, options.format, self.encode_config,
+                                alpha=composed.matte)
+        height, width = composed.pixels.shape[:2]
+        return Result(body, codec.MEDIA_TYPES[options.format], width, height, full_w, full_h,
+                      composed.object_box, self.version, timings, tiles)
+
+    def warm_up(self) -> None:
+        """One inference per graph at the shapes requests use, then a whole small cutout."""
+        layout = self.layout
+        self.matting.predict(np.zeros((layout.batch, 4, layout.size, layout.size), np.float32))
+        height, width = 384, 512
+        yy, xx = np.mgrid[0:height, 0:width]
+        rgb = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, "PNG")
+        self.run(buffer.getvalue(), CutoutOptions())
+

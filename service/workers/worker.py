@@ -1,0 +1,56 @@
+"""The worker process: set up the pipeline once, warm up, report READY, then serve jobs."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+
+from ..errors import ServiceError
+from ..pipeline import Pipeline, PipelineConfig
+from ..pipeline.runner import Deadline
+from .protocol import STOP, Done, Failed, Job, Ready, SetupFailed
+
+log = logging.getLogger("cutout.worker")
+
+
+def worker_main(conn: Connection, config: PipelineConfig, index: int, log_level: str,
+                warm_up: bool = True) -> None:
+    logging.basicConfig(level=log_level.upper(),
+                        format=f"%(asctime)s worker-{index} %(levelname)s %(name)s: %(message)s")
+    # Ctrl-C and a SIGTERM sent to the whole process group reach workers too; the parent
+    # decides when they stop (after in-flight work), and they exit when its pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    start = time.perf_counter()
+    try:
+        pipeline = Pipeline(config)
+        if warm_up:
+            pipeline.warm_up()
+    except Exception as exc:  # reported to the parent, which logs it and retries
+        conn.send(SetupFailed(f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(Ready(os.getpid(), pipeline.version, time.perf_counter() - start))
+    log.info("ready in %.1f s (pid %d)", time.perf_counter() - start, os.getpid())
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if message is STOP:
+            return
+        conn.send(_serve(pipeline, message))
+
+
+def _serve(pipeline: Pipeline, job: Job) -> Done | Failed:
+    deadline = Deadline(job.budget_s)
+    try:
+        return Done(job.id, pipeline.run(job.data, job.options, deadline))
+    except ServiceError as exc:
+        return Failed(job.id, exc.code, exc.message)
+    except Exception:
+        log.exception("job %d failed", job.id)
+        return Failed(job.id, "internal_error", "internal error while processing the image")
+    finally:
+        deadline.close()

@@ -1,0 +1,69 @@
+"""The evaluation metrics on cases whose answer is known by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model_export.metrics import boundary_f_score, gradient_error, iou, mad, mse
+
+
+def _square(size: int = 100, lo: int = 20, hi: int = 80) -> np.ndarray:
+    mask = np.zeros((size, size), np.float32)
+    mask[lo:hi, lo:hi] = 1.0
+    return mask
+
+
+def test_perfect_prediction_scores_perfectly():
+    gt = _square()
+    assert iou(gt, gt) == 1.0
+    assert boundary_f_score(gt, gt) == 1.0
+    assert mad(gt, gt) == 0.0 and mse(gt, gt) == 0.0
+    assert gradient_error(gt, gt) == 0.0
+
+
+def test_iou_of_half_overlapping_rectangles():
+    gt = np.zeros((10, 20), np.float32)
+    gt[:, :10] = 1
+    pred = np.zeros_like(gt)
+    pred[:, 5:15] = 1
+    assert iou(pred, gt) == pytest.approx(50 / 150)
+
+
+def test_iou_thresholds_soft_masks_at_half():
+    gt = _square()
+    assert iou(gt * 0.51, gt) == 1.0
+    assert iou(gt * 0.49, gt) == 0.0
+
+
+def test_empty_masks_agree():
+    empty = np.zeros((8, 8), np.float32)
+    assert iou(empty, empty) == 1.0
+    assert boundary_f_score(empty, empty) == 1.0
+    assert boundary_f_score(_square(8, 2, 6), empty) == 0.0
+
+
+def test_boundary_f_tolerates_shifts_within_tolerance_only():
+    gt = _square(200, 40, 160)
+    # Tolerance is 0.5 % of the diagonal: 1.41 px on 200 x 200.
+    assert boundary_f_score(np.roll(gt, 1, axis=1), gt) == 1.0
+    shifted = boundary_f_score(np.roll(gt, 6, axis=1), gt)
+    # Vertical edges (half the boundary) move 6 px: those pixels no longer match.
+    assert 0.4 < shifted < 0.7
+
+
+def test_mad_and_mse_are_per_pixel_means():
+    gt = np.zeros((4, 5), np.float32)
+    pred = np.full_like(gt, 0.5)
+    assert mad(pred, gt) == pytest.approx(0.5)
+    assert mse(pred, gt) == pytest.approx(0.25)
+
+
+def test_gradient_error_grows_with_blur_of_a_sharp_edge():
+    import cv2
+
+    gt = _square()
+    slight = cv2.GaussianBlur(gt, (0, 0), 0.8)
+    heavy = cv2.GaussianBlur(gt, (0, 0), 3.0)
+    assert 0 < gradient_error(slight, gt) < gradient_error(heavy, gt)
+    # A constant offset has no gradient: no gradient error.
+    assert gradient_error(np.clip(gt + 0.1, 0, 1.1), gt + 0.1) == pytest.approx(0.0, abs=1e-9)
