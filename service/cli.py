@@ -92,7 +92,7 @@ def remove(args: argparse.Namespace) -> int:
             except (ServiceError, OSError) as exc:
                 failed += 1
                 message = exc.message if isinstance(exc, ServiceError) else str(exc)
-                progress.write(f"failed: {src}: {message}")
+                progress.write(f"failed: {src}: {message}", file=sys.stderr)
             progress.update(1)
     written = len(todo) - failed
     print(f"{written} written, {skipped} skipped (already done), {failed} failed -> {args.out}")

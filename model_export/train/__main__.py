@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, field in TrainConfig.model_fields.items():
         if name in ("task", "run_dir", "segmenter", "matting", "trimap_rate_range"):
             continue
-        parser.add_argument(f"--{name.replace('_', '-')}", type=field.annotation, default=None,
+        kind = Path if name in ("data_cache", "ccp_root") else field.annotation
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                             help=field.description)
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}

@@ -23,6 +23,8 @@ class TrainConfig(BaseModel):
     loader_workers: int = 1
     seed: int = 0
     device: str = "cpu"
+    data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")
+    ccp_root: Path | None = Field(None, description="CCP folder (default ../shared/data/ccp_fashion)")
     checkpoint_every_min: float = 5.0
     validate_every_min: float = 15.0
     log_every_steps: int = 20

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.ccp import DEFAULT_ROOT as CCP_ROOT
 from ..data.ccp import ccp_split, load_ccp
 from ..layers import EDTrimap
 from ..metrics import boundary_f_score, iou, mad
@@ -18,7 +19,8 @@ from .losses import bce_dice_loss, matting_loss
 
 
 def letterbox_tensor(image: np.ndarray, long_side: int, multiple: int, mean, std) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Resize so the long side is `long_side`, normalise, pad (replicate) to the multiple.
+    """Resize so the long side is `long_side`, normalise, pad with the mean (0 after
+    normalisation, as the training letterbox views mostly do) to the multiple.
     Returns [1,3,H',W'] and the unpadded (h, w)."""
     import cv2
 
@@ -28,8 +30,17 @@ def letterbox_tensor(image: np.ndarray, long_side: int, multiple: int, mean, std
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     x = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     ph, pw = -nh % multiple, -nw % multiple
-    x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    x = np.pad(x, ((0, ph), (0, pw), (0, 0)))
     return torch.from_numpy(x.transpose(2, 0, 1).copy())[None], (nh, nw)
+
+
+def _data_paths(config: TrainConfig) -> dict:
+    paths: dict = {}
+    if config.data_cache is not None:
+        paths["cache"] = config.data_cache
+    if config.ccp_root is not None:
+        paths["ccp_root"] = config.ccp_root
+    return paths
 
 
 class SegmentationTask:
@@ -40,7 +51,8 @@ class SegmentationTask:
     def dataset(self):
         from ..data import SegmentationDataset
 
-        return SegmentationDataset("train", size=self.config.size, seed=self.config.seed)
+        return SegmentationDataset("train", size=self.config.size, seed=self.config.seed,
+                                   **_data_paths(self.config))
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["image"])
@@ -54,8 +66,9 @@ class SegmentationTask:
         cfg = self.config.segmenter
         model.eval()
         ious, bfs = [], []
-        for item_id in ccp_split("val")[:limit]:
-            image, gt = load_ccp(item_id)
+        root = self.config.ccp_root or CCP_ROOT
+        for item_id in ccp_split("val", root)[:limit]:
+            image, gt = load_ccp(item_id, root)
             x, (nh, nw) = letterbox_tensor(image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std)
             prob = torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw].float().cpu().numpy()
             prob = cv2.resize(prob, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -77,7 +90,9 @@ class MattingTask:
     def dataset(self):
         from ..data import MattingDataset
 
-        return MattingDataset("train", crop=self.config.size, seed=self.config.seed)
+        paths = _data_paths(self.config)
+        paths.pop("ccp_root", None)
+        return MattingDataset("train", crop=self.config.size, seed=self.config.seed, **paths)
 
     def make_trimap(self, gt_alpha: torch.Tensor) -> torch.Tensor:
         low, high = self.config.trimap_rate_range
@@ -104,7 +119,7 @@ class MattingTask:
         try:
             from ..data import evaluation_sets
 
-            sets = evaluation_sets()
+            sets = evaluation_sets(**({"cache": self.config.data_cache} if self.config.data_cache else {}))
         except Exception:  # noqa: BLE001 - validation is optional while data is being built
             return {}
         cfg = self.config.matting

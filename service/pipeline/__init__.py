@@ -3,6 +3,7 @@
 decode (codec) -> cap the long side (geometry) -> segment (sessions) -> ED trimap (sessions,
 trimap) -> band-only matting (band) -> rescale alpha (geometry) -> compose -> encode (codec).
 """
+from . import band, codec, compose, geometry, trimap
 from .options import CutoutOptions
 from .runner import Pipeline, PipelineConfig, Result
 

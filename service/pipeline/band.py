@@ -3,7 +3,7 @@
 The unknown band is covered by fixed-size tiles laid on a grid: each tile's centre (its *core*,
 `tile - 2 * margin` pixels square) is written back, its margin only gives the net context. Tiles
 near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
-Runtime). Tiles go through the session in batches. Pixels outside the band keep the trimap's
+Runtime); cells whose windows then coincide share one run. Tiles go through the session in batches. Pixels outside the band keep the trimap's
 exact 0 / 1, which is what the net's own trimap fusion would give them anyway.
 
 `matte_dense` runs the net once over the whole padded image (reference for quality checks).
@@ -20,11 +20,14 @@ from .sessions import MattingModel
 from .trimap import unknown_region
 
 
+Box = tuple[int, int, int, int]  # (top, bottom, left, right), bottom / right exclusive
+
+
 @dataclass(frozen=True)
 class Tile:
     top: int  # window (net input) top-left, in image coordinates
     left: int
-    core: tuple[int, int, int, int]  # (top, bottom, left, right) written back, bottom/right excl.
+    cores: tuple[Box, ...]  # regions written back (several when border windows coincide)
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,14 @@ def plan_tiles(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
     grid = np.zeros((rows * core, cols * core), dtype=bool)
     grid[:height, :width] = unknown
     hit = grid.reshape(rows, core, cols, core).any(axis=(1, 3))
-    tiles = []
+    windows: dict[tuple[int, int], list[Box]] = {}
     for row, col in np.argwhere(hit):
         top, left = int(row) * core, int(col) * core
         bottom, right = min(top + core, height), min(left + core, width)
         window_top = min(max(top - layout.margin, 0), height - layout.size)
         window_left = min(max(left - layout.margin, 0), width - layout.size)
-        tiles.append(Tile(window_top, window_left, (top, bottom, left, right)))
-    return tiles
+        windows.setdefault((window_top, window_left), []).append((top, bottom, left, right))
+    return [Tile(top, left, tuple(cores)) for (top, left), cores in windows.items()]
 
 
 def _batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
@@ -98,12 +101,12 @@ def matte_band(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray, layout:
             batch[index, 3] = trimap_padded[window]
         out = predict(batch)
         for index, tile in enumerate(chunk):
-            top, bottom, left, right = tile.core
-            bottom, right = min(bottom, height), min(right, width)
-            if bottom <= top or right <= left:
-                continue
-            alpha[top:bottom, left:right] = out[index, top - tile.top:bottom - tile.top,
-                                                left - tile.left:right - tile.left]
+            for top, bottom, left, right in tile.cores:
+                bottom, right = min(bottom, height), min(right, width)
+                if bottom <= top or right <= left:
+                    continue
+                alpha[top:bottom, left:right] = out[index, top - tile.top:bottom - tile.top,
+                                                    left - tile.left:right - tile.left]
     return alpha, len(tiles)
 
 

@@ -57,7 +57,7 @@ class Decoded:
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    png_compression: int = 1
+    png_compression: int = 2
     jpeg_quality: int = 90
     webp_quality: int = 90
     webp_method: int = 2

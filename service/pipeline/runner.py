@@ -44,7 +44,7 @@ class PipelineConfig(BaseModel):
     tile_size: int = Field(320, gt=0)
     tile_margin: int = Field(32, ge=0)
     tile_batch: int = Field(1, ge=1)
-    png_compression: int = Field(1, ge=0, le=9)
+    png_compression: int = Field(2, ge=0, le=9)
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
     webp_method: int = Field(2, ge=0, le=6)

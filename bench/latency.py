@@ -1,0 +1,237 @@
+"""End-to-end latency of the cutout service through HTTP at 1500 px, and the ISNet peer model
+timed on the same images in the same run.
+
+    python -m bench.latency [--models models] [--images 12] [--workers 1] [--threads 2]
+                            [--serve-arg=--tile-size=256 ...] [--json out.json]
+
+It starts `cutout serve` on 127.0.0.1 (a free port) with the models in --models, waits for
+/readyz, then posts CCP photos upscaled to a 1500 px long side (JPEG, quality 92) from 1 and from
+4 concurrent clients, and reports p50 / p95 latency, throughput and the mean time per stage
+(from the Server-Timing headers). The ISNet peer (.cache/peers/isnet.onnx, via bench.peers when
+present, else plain ONNX Runtime) is timed on the same decoded images, with the server stopped so
+each side has the whole machine; the ratio peer / ours is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
+ISNET = REPO / ".cache" / "peers" / "isnet.onnx"
+SIDE = 1500
+
+
+def load_images(folder: Path, count: int, side: int = SIDE) -> list[tuple[np.ndarray, bytes]]:
+    """(RGB at `side` long side, its JPEG bytes) for `count` photos spread over the folder."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise SystemExit(f"no images in {folder}")
+    picked = files[:: max(1, len(files) // count)][:count]
+    images = []
+    for path in picked:
+        image = Image.open(path).convert("RGB")
+        scale = side / max(image.size)
+        size = (round(image.width * scale), round(image.height * scale))
+        image = image.resize(size, Image.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=92)
+        images.append((np.asarray(image), buffer.getvalue()))
+    return images
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+# ---- our service -----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(models: Path, workers: int, threads: int | None, extra: list[str]):
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+               str(port), "--model-dir", str(models), "--workers", str(workers),
+               "--queue-size", "64", "--timeout", "120", "--log-level", "warning", *extra]
+    if threads:
+        command += ["--threads", str(threads)]
+    process = subprocess.Popen(command, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 300
+    with httpx.Client(base_url=url, timeout=5) as client:
+        while time.monotonic() < end:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with code {process.returncode}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("the server did not become ready in 300 s")
+
+
+def parse_timing(header: str) -> dict[str, float]:
+    stages = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            stages[name] = float(duration) / 1000.0
+    return stages
+
+
+def run_clients(url: str, payloads: list[bytes], concurrency: int, rounds: int) -> dict:
+    jobs = [payloads[i % len(payloads)] for i in range(len(payloads) * rounds)]
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {}
+
+    def one(client: httpx.Client, data: bytes) -> None:
+        start = time.perf_counter()
+        response = client.post("/v1/cutout", content=data,
+                               headers={"Content-Type": "image/jpeg"})
+        elapsed = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+        latencies.append(elapsed)
+        for name, seconds in parse_timing(response.headers.get("server-timing", "")).items():
+            stages.setdefault(name, []).append(seconds)
+
+    clients = [httpx.Client(base_url=url, timeout=300) for _ in range(concurrency)]
+    try:
+        one(clients[0], payloads[0])  # warm the connection and the caches
+        latencies.clear()
+        stages.clear()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in [pool.submit(one, clients[i % concurrency], data)
+                           for i, data in enumerate(jobs)]:
+                future.result()
+        wall = time.perf_counter() - start
+    finally:
+        for client in clients:
+            client.close()
+    return {"concurrency": concurrency, "requests": len(jobs),
+            "p50_s": percentile(latencies, 50), "p95_s": percentile(latencies, 95),
+            "mean_s": statistics.fmean(latencies), "throughput_img_s": len(jobs) / wall,
+            "stages_mean_s": {k: statistics.fmean(v) for k, v in stages.items()}}
+
+
+# ---- the ISNet peer --------------------------------------------------------------------------
+class _PlainIsnet:
+    """ISNet without bench.peers: 1024 x 1024 input, (x / 255 - 0.5) / 1, first output."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        x = cv2.resize(rgb, (1024, 1024), interpolation=cv2.INTER_LINEAR)
+        x = (x.astype(np.float32) / 255.0 - 0.5).transpose(2, 0, 1)[None]
+        mask = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        mask = mask.reshape(mask.shape[-2], mask.shape[-1]).astype(np.float32)
+        return cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def load_peer(path: Path, threads: int):
+    try:
+        from bench.peers import IsnetPeer
+    except ImportError:
+        return _PlainIsnet(path, threads), "onnxruntime (bench.latency)"
+    return IsnetPeer(path, threads=threads), "bench.peers.IsnetPeer"
+
+
+def time_peer(path: Path, images: list[np.ndarray], threads: int, rounds: int) -> dict | None:
+    if not path.is_file():
+        print(f"ISNet peer: {path} not found (python -m bench.peers assembles it); skipped")
+        return None
+    peer, loader = load_peer(path, threads)
+    peer.predict(images[0])  # warm-up
+    times = []
+    for _ in range(rounds):
+        for rgb in images:
+            start = time.perf_counter()
+            peer.predict(rgb)
+            times.append(time.perf_counter() - start)
+    return {"loader": loader, "threads": threads, "runs": len(times),
+            "p50_s": percentile(times, 50), "p95_s": percentile(times, 95)}
+
+
+# ---- report ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=REPO / "models")
+    parser.add_argument("--images-dir", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--images", type=int, default=12, help="photos used")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the photos per test")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="per worker (default: cores"
+                        " / workers)")
+    parser.add_argument("--peer", type=Path, default=ISNET)
+    parser.add_argument("--peer-threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra `cutout serve` flag, e.g. --serve-arg=--tile-size=256")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args(argv)
+
+    if not (args.models / "spec.json").is_file():
+        raise SystemExit(f"{args.models} has no spec.json: export models first (python -m "
+                         "model_export.export ...) or pass --models")
+    images = load_images(args.images_dir, args.images)
+    print(f"{len(images)} CCP photos at {SIDE} px long side; {os.cpu_count()} CPUs "
+          f"({platform.processor() or platform.machine()}); models {args.models}")
+
+    peer = time_peer(args.peer, [rgb for rgb, _ in images], args.peer_threads, args.rounds)
+    process, url = start_server(args.models, args.workers, args.threads, args.serve_arg)
+    try:
+        ours = [run_clients(url, [jpeg for _, jpeg in images], c, args.rounds) for c in (1, 4)]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+    print(f"\nours (HTTP end to end, {args.workers} worker(s), {' '.join(args.serve_arg)})")
+    print(f"{'clients':>8} {'p50 s':>8} {'p95 s':>8} {'img/s':>8}")
+    for row in ours:
+        print(f"{row['concurrency']:>8} {row['p50_s']:>8.3f} {row['p95_s']:>8.3f} "
+              f"{row['throughput_img_s']:>8.2f}")
+    print("mean per stage at 1 client (ms): " + ", ".join(
+        f"{k} {v * 1000:.0f}" for k, v in ours[0]["stages_mean_s"].items()))
+    report = {"side": SIDE, "images": len(images), "ours": ours, "peer": peer}
+    if peer:
+        ratio = peer["p50_s"] / ours[0]["p50_s"]
+        report["peer_over_ours_p50"] = ratio
+        print(f"\nISNet peer ({peer['loader']}, model only, {peer['threads']} threads): "
+              f"p50 {peer['p50_s']:.3f} s, p95 {peer['p95_s']:.3f} s")
+        print(f"ratio ISNet p50 / our p50 (1 client): {ratio:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""python -m model_export.train.bundle: pack training data small enough to travel to a lent GPU
+machine (the device tool carries at most 64 MiB; ../shared does not travel).
+
+The bundle is a data cache of the usual layout (fg/, bg/, eval/) plus a CCP folder, downscaled
+and subsampled until it fits `--max-mb`. On the GPU machine:
+
+    python -m model_export.train seg --device cuda --data-cache BUNDLE/cache \\
+        --ccp-root BUNDLE/ccp_fashion --run-dir runs/seg --batch-size 64 --loader-workers 12
+
+and bring runs/seg/last.pt back through $OUT (the checkpoint resumes on CPU as it is).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+from pathlib import Path
+
+import cv2
+
+from ..data import DEFAULT_CACHE
+from ..data.ccp import DEFAULT_ROOT as CCP_ROOT
+from ..data.ccp import ccp_ids
+
+
+def _downscale(src: Path, dst: Path, long_side: int, quality: int = 90) -> None:
+    image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if dst.suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    cv2.imwrite(str(dst), image, params)
+
+
+def _size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
+         max_mb: float = 60.0, fg_share: float = 0.35, seed: int = 0) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    rng = random.Random(seed)
+    for item in ccp_ids(ccp_root):
+        _downscale(ccp_root / "image" / f"{item}.jpg", out / "ccp_fashion" / "image" / f"{item}.jpg", 512)
+        _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", 512)
+    for split in ("train", "val"):
+        for path in sorted((cache / "bg" / split).glob("*.jpg")):
+            _downscale(path, out / "cache" / "bg" / split / path.name, 640, 85)
+    if (cache / "eval").exists():
+        shutil.copytree(cache / "eval", out / "cache" / "eval")
+    if (cache / "manifest.json").exists():
+        shutil.copy(cache / "manifest.json", out / "cache" / "manifest.json")
+    foregrounds = sorted((cache / "fg" / "train").glob("*.png"))
+    rng.shuffle(foregrounds)
+    budget = max_mb * fg_share if _size_mb(out) < max_mb * (1 - fg_share) else max_mb - _size_mb(out)
+    used = 0.0
+    for path in foregrounds:
+        dst = out / "cache" / "fg" / "train" / path.name
+        _downscale(path, dst, 320)
+        used += dst.stat().st_size / 2**20 if dst.exists() else 0
+        if used > budget:
+            dst.unlink(missing_ok=True)
+            break
+    print(f"bundle {out}: {_size_mb(out):.1f} MB")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(".cache/bundle"))
+    parser.add_argument("--max-mb", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    pack(args.out, max_mb=args.max_mb)
+
+
+if __name__ == "__main__":
+    main()
