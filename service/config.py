@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         return None if value is None else value.expanduser()
 
     @model_validator(mode="after")
-    def _tiles(self) -> "Settings":
+    def _tiles(self) -> Settings:
         if self.tile_size % 32:
             raise ValueError(f"tile_size must be a multiple of 32 (got {self.tile_size})")
         if 2 * self.tile_margin >= self.tile_size:

@@ -10,12 +10,18 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
-
-from service.config import Settings
 from test_service_support import (
-    RED, LiveServer, colour_segmenter, colour_segmenter_settings, decode, disc_image, encoded,
+    RED,
+    LiveServer,
+    colour_segmenter,
+    colour_segmenter_settings,
+    decode,
+    disc_image,
+    encoded,
     png_with_claimed_size,
 )
+
+from service.config import Settings
 
 MAX_BODY = 3 * 1024 * 1024
 
@@ -66,6 +72,15 @@ def test_rgba_png_default_is_the_cutout_at_full_size(client, photo):
         assert f"{stage};dur=" in timing
     assert response.headers["x-model-version"] == "test-random"
     assert response.headers["x-width"] == "320" and response.headers["x-height"] == "240"
+
+
+def test_curl_data_binary_default_content_type_is_the_image(client, photo):
+    # `curl --data-binary @photo.jpg` sends application/x-www-form-urlencoded.
+    response = client.post("/v1/cutout", content=photo,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200, response.text
+    response = client.post("/v1/cutout?output=mask", content=photo)  # no content type at all
+    assert response.status_code == 200 and decode(response.content).mode == "L"
 
 
 def test_multipart_upload_with_form_options(client, photo):
@@ -215,6 +230,18 @@ def test_413_body_over_the_limit(client):
     assert_error(response, 413, "payload_too_large")
 
 
+def test_413_chunked_body_over_the_limit(client):
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(MAX_BODY // 65536 + 2):
+            yield b"\0" * 65536
+
+    response = client.post("/v1/cutout", content=chunks(),
+                           headers={"Content-Type": "image/png"})
+    assert_error(response, 413, "payload_too_large")
+    multipart = client.post("/v1/cutout", files={"image": ("big.png", b"\0" * (MAX_BODY + 1))})
+    assert_error(multipart, 413, "payload_too_large")
+
+
 def test_413_pixel_bomb_refused_from_its_header(client):
     response = post(client, png_with_claimed_size(60000, 60000))
     assert_error(response, 413, "payload_too_large")
@@ -263,7 +290,8 @@ def test_removebg_base64_json_and_json_answer(client, photo):
     data = response.json()["data"]
     image = decode(base64.b64decode(data["result_b64"]))
     assert image.mode == "L" and image.size[0] * image.size[1] <= 250_000
-    assert {"foreground_top", "foreground_left", "foreground_width", "foreground_height"} <= set(data)
+    box = {"foreground_top", "foreground_left", "foreground_width", "foreground_height"}
+    assert box <= set(data)
 
 
 def test_removebg_urlencoded_b64_with_bg_colour_gives_jpeg(client, photo):
@@ -306,7 +334,8 @@ def test_removebg_errors_in_its_shape(client, photo):
 # ---- docs and metrics ------------------------------------------------------------------------
 def test_openapi_documents_both_apis(client):
     schema = client.get("/openapi.json").json()
-    assert {"/v1/cutout", "/v1.0/removebg", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    paths = {"/v1/cutout", "/v1.0/removebg", "/healthz", "/readyz", "/metrics"}
+    assert paths <= set(schema["paths"])
     params = {p["name"] for p in schema["paths"]["/v1/cutout"]["post"]["parameters"]}
     assert {"output", "format", "bg_color", "crop", "crop_margin"} <= params
     assert client.get("/docs").status_code == 200

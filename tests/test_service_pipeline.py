@@ -6,15 +6,20 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from test_service_support import (
+    colour_segmenter,
+    decode,
+    disc_image,
+    encoded,
+    linear_rgb_icc,
+    png_with_claimed_size,
+)
 
 from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, codec, geometry, trimap
 from service.pipeline.options import parse_color, parse_margin
 from service.pipeline.runner import Deadline
 from service.pipeline.spec import SegmenterSpec
-from test_service_support import (
-    colour_segmenter, decode, disc_image, encoded, linear_rgb_icc, png_with_claimed_size,
-)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,7 @@ def test_palette_with_transparency_and_la_keep_their_alpha():
     assert decoded.alpha is not None and decoded.alpha[0, 0] == 7
     assert tuple(decoded.rgb[0, 0]) == (100, 100, 100)
     # The models see a transparent input composited over white.
-    assert decoded.flattened()[0, 0, 0] > 240
+    assert codec.over_white(decoded.rgb, decoded.alpha)[0, 0, 0] > 240
 
 
 def test_icc_profile_converted_to_srgb():

@@ -34,7 +34,7 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
         self.url = ""
 
-    def start(self, timeout: float = 30.0) -> "LiveServer":
+    def start(self, timeout: float = 30.0) -> LiveServer:
         self.thread.start()
         end = time.monotonic() + timeout
         while not self.server.started:
@@ -53,6 +53,16 @@ class LiveServer:
                     return
                 time.sleep(0.1)
         raise RuntimeError(f"workers not ready after {timeout} s: {self.pool.status()}")
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Every worker ready and idle (a worker may finish an expired job a little after its
+        client got the 504)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if all(w["state"] == "ready" for w in self.pool.status()):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"workers not idle after {timeout} s: {self.pool.status()}")
 
     def client(self, timeout: float = 120.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)

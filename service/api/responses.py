@@ -38,7 +38,8 @@ def image_headers(outcome: Outcome, total_s: float) -> dict[str, str]:
     return headers
 
 
-def image_response(outcome: Outcome, total_s: float, extra: dict[str, str] | None = None) -> Response:
+def image_response(outcome: Outcome, total_s: float,
+                   extra: dict[str, str] | None = None) -> Response:
     headers = image_headers(outcome, total_s)
     headers.update(extra or {})
     return Response(outcome.result.body, media_type=outcome.result.media_type, headers=headers)

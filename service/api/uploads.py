@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import json as json_lib
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,8 @@ from starlette.requests import ClientDisconnect, Request
 from ..errors import InvalidOptions, MissingImage, ServiceError, UndecodableImage
 from .errors import invalid_options
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
 
 
@@ -29,11 +30,14 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_upload(request: Request, json_allowed: bool = False) -> Upload:
+async def read_upload(request: Request, urlencoded: bool = False, json: bool = False) -> Upload:
+    """Multipart is always a form. A urlencoded or JSON body is read as fields only where the
+    route takes them (remove.bg's); elsewhere it is the raw image, since `curl --data-binary`
+    labels any body application/x-www-form-urlencoded."""
     upload = Upload(fields=dict(request.query_params))
     kind = content_type(request)
     try:
-        if kind in FORM_TYPES:
+        if kind == MULTIPART or (urlencoded and kind == URLENCODED):
             form = await request.form(max_files=4, max_fields=MAX_FORM_FIELDS)
             try:
                 for name, value in form.multi_items():
@@ -43,7 +47,7 @@ async def read_upload(request: Request, json_allowed: bool = False) -> Upload:
                         upload.fields[name] = value
             finally:
                 await form.close()
-        elif json_allowed and kind == "application/json":
+        elif json and kind == "application/json":
             upload.fields.update(_json_fields(await request.body()))
         else:
             upload.body = await request.body()
@@ -58,13 +62,23 @@ async def read_upload(request: Request, json_allowed: bool = False) -> Upload:
 
 def _json_fields(raw: bytes) -> dict[str, str]:
     try:
-        payload = json.loads(raw or b"{}")
+        payload = json_lib.loads(raw or b"{}")
     except ValueError as exc:
         raise InvalidOptions(f"the JSON body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise InvalidOptions("the JSON body must be an object")
-    return {k: v if isinstance(v, str) or v is None else json.dumps(v) if isinstance(v, (dict, list))
-            else str(v).lower() if isinstance(v, bool) else str(v) for k, v in payload.items()}
+    return {key: _field_text(value) for key, value in payload.items() if value is not None}
+
+
+def _field_text(value: object) -> str:
+    """JSON values as the form-field text the option models parse."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json_lib.dumps(value)
+    return str(value)
 
 
 def decode_base64(value: str, name: str) -> bytes:

@@ -7,4 +7,5 @@ from . import band, codec, compose, geometry, trimap
 from .options import CutoutOptions
 from .runner import Pipeline, PipelineConfig, Result
 
-__all__ = ["CutoutOptions", "Pipeline", "PipelineConfig", "Result"]
+__all__ = ["CutoutOptions", "Pipeline", "PipelineConfig", "Result", "band", "codec", "compose",
+           "geometry", "trimap"]

@@ -1,10 +1,11 @@
 """Band-only matting: the matting net runs only where the trimap is unknown.
 
 The unknown band is covered by fixed-size tiles laid on a grid: each tile's centre (its *core*,
-`tile - 2 * margin` pixels square) is written back, its margin only gives the net context. Tiles
-near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
-Runtime); cells whose windows then coincide share one run. Tiles go through the session in batches. Pixels outside the band keep the trimap's
-exact 0 / 1, which is what the net's own trimap fusion would give them anyway.
+`tile - 2 * margin` pixels square) is written back, its margin only gives the net context.
+Tiles near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
+Runtime); cells whose windows then coincide share one run. Tiles go through the session in
+batches. Pixels outside the band keep the trimap's exact 0 / 1, which is what the net's own
+trimap fusion would give them anyway.
 
 `matte_dense` runs the net once over the whole padded image (reference for quality checks).
 """
@@ -18,7 +19,6 @@ import numpy as np
 from . import geometry
 from .sessions import MattingModel
 from .trimap import unknown_region
-
 
 Box = tuple[int, int, int, int]  # (top, bottom, left, right), bottom / right exclusive
 

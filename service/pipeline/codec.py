@@ -43,16 +43,13 @@ class Decoded:
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
 
-    @property
-    def megapixels(self) -> float:
-        return self.rgb.shape[0] * self.rgb.shape[1] / 1e6
 
-    def flattened(self) -> np.ndarray:
-        """RGB for the models: a transparent input is composited over white."""
-        if self.alpha is None:
-            return self.rgb
-        a = self.alpha[..., None].astype(np.float32) / 255.0
-        return (self.rgb * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+def over_white(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """RGB for the models: a transparent input composited over white (integer maths)."""
+    if alpha is None:
+        return rgb
+    a = alpha[..., None].astype(np.uint16)
+    return ((rgb * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -90,14 +87,15 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         except Image.DecompressionBombError as exc:
             raise PayloadTooLarge(f"image refused while decoding: {exc}") from exc
         except Exception as exc:
-            raise UndecodableImage(f"cannot decode the image (truncated or corrupt?): {exc}") from exc
+            raise UndecodableImage(
+                f"cannot decode the image (truncated or corrupt?): {exc}") from exc
         return _to_srgb(_oriented(image), source_format)
 
 
 def _oriented(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)
-    except Exception as exc:  # a malformed EXIF block must not fail the cutout
+    except Exception as exc:  # noqa: BLE001 - a malformed EXIF block must not fail the cutout
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
         return image
 

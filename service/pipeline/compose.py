@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from . import geometry
@@ -64,16 +65,15 @@ def _limit_size(rgb: np.ndarray, matte: np.ndarray, box, megapixels: float | Non
     scale = math.sqrt(megapixels * 1e6 / (width * height))
     new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
     if box is not None:
-        box = tuple(int(round(v * scale)) for v in box)
+        box = tuple(round(v * scale) for v in box)
     return geometry.resize(rgb, new_w, new_h), geometry.resize(matte, new_w, new_h), box
 
 
 def _straight_rgba(rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
-    out = np.empty(matte.shape + (4,), dtype=np.uint8)
-    out[..., :3] = rgb
-    out[..., 3] = matte
     # Colour under fully transparent pixels is invisible: zero it and the PNG is ~3x smaller.
-    out[matte == 0, :3] = 0
+    visible = cv2.compare(matte, 0, cv2.CMP_GT)
+    out = cv2.cvtColor(cv2.bitwise_and(rgb, rgb, mask=visible), cv2.COLOR_RGB2RGBA)
+    out[..., 3] = matte
     return out
 
 

@@ -44,7 +44,7 @@ class Margin(BaseModel):
         return round(box_extent * self.value / 100.0) if self.percent else round(self.value)
 
 
-def parse_margin(value: str | int | float) -> tuple[Margin, Margin, Margin, Margin]:
+def parse_margin(value: str | float) -> tuple[Margin, Margin, Margin, Margin]:
     """remove.bg's crop_margin: '30px', '10%', '10 20' (vertical horizontal) or four values
     (top right bottom left). A bare number is pixels."""
     parts = str(value).replace(",", " ").split()
@@ -114,7 +114,7 @@ class CutoutOptions(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _zip_needs_rgba(self) -> "CutoutOptions":
+    def _zip_needs_rgba(self) -> CutoutOptions:
         if self.format == "zip" and self.output != "rgba":
             raise ValueError("format=zip holds color.jpg + alpha.png: it needs output=rgba")
         return self

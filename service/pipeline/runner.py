@@ -150,7 +150,10 @@ class Pipeline:
         with stage("resize"):
             work_w, work_h = geometry.fit_long_side(full_w, full_h, self.config.max_inference_side,
                                                     upscale=False)
-            work_rgb = geometry.resize(image.flattened(), work_w, work_h)
+            work_rgb = geometry.resize(image.rgb, work_w, work_h)
+            if image.alpha is not None:  # flattened at the working size, not the full one
+                work_alpha = geometry.resize(image.alpha, work_w, work_h)
+                work_rgb = codec.over_white(work_rgb, work_alpha)
             trimap_size = geometry.fit_long_side(work_w, work_h, self.trimap_side)
         with stage("segment"):
             mask = guarded(lambda x, ro: self.segmenter.predict(x, trimap_size, ro))(work_rgb)

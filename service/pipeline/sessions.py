@@ -61,9 +61,10 @@ class OnnxModel:
                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own types; all mean "this graph is unusable"
             raise ModelFolderError(f"cannot load ONNX graph {self.path}: {exc}") from exc
-        self.input_name = self._pick(input_name, [i.name for i in self.session.get_inputs()], "input")
-        self.output_name = self._pick(output_name, [o.name for o in self.session.get_outputs()],
-                                      "output")
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.input_name = self._pick(input_name, inputs, "input")
+        self.output_name = self._pick(output_name, outputs, "output")
 
     def _pick(self, wanted: str | None, names: list[str], kind: str) -> str:
         if wanted is None:

@@ -35,7 +35,7 @@ class SegmenterSpec(_Stage):
     input: str | None = None  # type: ignore[assignment]
     output: str | None = None  # type: ignore[assignment]
 
-    input_size: int = Field(320, gt=0, description="long side (or square side) the image is resized to")
+    input_size: int = Field(320, gt=0, description="long (or square) side the image is resized to")
     size_multiple: int = Field(32, gt=0)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)

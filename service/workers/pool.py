@@ -114,20 +114,12 @@ class WorkerPool:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        # maxsize 0 would mean unbounded for asyncio; a zero-length queue is a one-slot queue
-        # that a free worker empties at once.
-        self._queue = asyncio.Queue(maxsize=max(self._queue_size, 1))
+        # Unbounded as an object: `submit` enforces the bound (waiting jobs <= queue_size plus
+        # the idle workers about to take them, so a burst never finds a free worker "full").
+        self._queue = asyncio.Queue()
         self.metrics.workers.set(self.size)
         for slot in self._slots:
             slot.task = asyncio.create_task(self._run_slot(slot), name=f"worker-slot-{slot.index}")
-
-    async def wait_ready(self, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.ready:
-                return True
-            await asyncio.sleep(0.05)
-        return self.ready
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking work, let in-flight jobs finish (up to grace_s), then stop the workers."""
@@ -146,8 +138,10 @@ class WorkerPool:
             if slot.task is not None:
                 try:
                     await slot.task
-                except (asyncio.CancelledError, Exception):
+                except asyncio.CancelledError:
                     pass
+                except Exception:
+                    log.exception("worker slot %d failed while stopping", slot.index)
             await self._stop_slot(slot)
         self._io.shutdown(wait=False, cancel_futures=True)
 
@@ -175,12 +169,12 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         now = loop.time()
         job = _Job(next(self._ids), data, options, now + self.timeout_s, loop.create_future(), now)
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+        idle = sum(s.state is WorkerState.READY for s in self._slots)
+        if self._queue.qsize() >= self._queue_size + idle:
             raise Unavailable(
-                f"all {self.size} workers are busy and {self._queue.maxsize} requests are "
-                "waiting; retry shortly", self.retry_after_s) from None
+                f"all {self.size} workers are busy and {self._queue_size} requests are waiting; "
+                "retry shortly", self.retry_after_s)
+        self._queue.put_nowait(job)
         self.metrics.queue_depth.set(self._queue.qsize())
         try:
             # The slot answers by the deadline once it has the job; this bound covers the queue.
@@ -281,9 +275,10 @@ class WorkerPool:
         while not self._closing:
             job = held or await self._next_job(slot)
             held = None
-            if job is None:
-                return "died_idle", None
-            if slot.exited.done():  # died between taking the job and sending it: not its fault
+            if job is None or slot.exited.done():
+                # Died while idle (or between taking a job and sending it: the job is retried).
+                slot.state = WorkerState.STARTING
+                self._update_gauges()
                 return "died_idle", job
             remaining = job.deadline - loop.time()
             if remaining <= 0:
@@ -298,6 +293,8 @@ class WorkerPool:
                 slot.state = WorkerState.READY
                 self._update_gauges()
             if reason is not None:
+                slot.state = WorkerState.STARTING  # being replaced: neither idle nor ready
+                self._update_gauges()
                 return reason, None
         return "stopped", None
 
@@ -311,6 +308,8 @@ class WorkerPool:
         except (OSError, ValueError):
             job.fail(WorkerCrashed("the worker died before taking this request; retry"))
             return "crashed"
+        log.debug("job %d -> worker %d (pid %s), %.2f s left", job.id, slot.index, slot.pid,
+                  remaining)
         reader = _observed(loop.run_in_executor(self._io, slot.conn.recv))
         try:
             done, _ = await asyncio.wait({reader}, timeout=remaining)
@@ -328,6 +327,8 @@ class WorkerPool:
                 self._kill(slot)
                 await asyncio.wait({reader})
                 return "deadline_kill"
+        log.debug("job %d <- worker %d: %s", job.id, slot.index,
+                  type(reader.exception() or reader.result()).__name__)
         try:
             reply = reader.result()
         except (EOFError, OSError):

@@ -28,7 +28,7 @@ def worker_main(conn: Connection, config: PipelineConfig, index: int, log_level:
         pipeline = Pipeline(config)
         if warm_up:
             pipeline.warm_up()
-    except Exception as exc:  # reported to the parent, which logs it and retries
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which logs and retries
         conn.send(SetupFailed(f"{type(exc).__name__}: {exc}"))
         return
     conn.send(Ready(os.getpid(), pipeline.version, time.perf_counter() - start))

@@ -102,10 +102,11 @@ ERRORS = {status: {"model": RemoveBgErrorBody} for status in (400, 413, 415, 422
 async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep) -> Response:
     start = time.perf_counter()
     try:
-        upload = await read_upload(request, json_allowed=True)
+        upload = await read_upload(request, urlencoded=True, json=True)
         data = _image(upload.files, upload.fields, upload.body)
         fields = {k: v for k, v in upload.fields.items() if k not in ("image_file_b64",)}
-        options = validate_options(RemoveBgOptions, fields).cutout_options()  # type: ignore[attr-defined]
+        request_options = validate_options(RemoveBgOptions, fields)
+        options = request_options.cutout_options()  # type: ignore[attr-defined]
         outcome = await pool.submit(data, options)
     except ServiceError as exc:
         return removebg_error_response(exc)
@@ -129,7 +130,8 @@ def _image(files: dict[str, bytes], fields: dict[str, str], body: bytes | None) 
     if fields.get("image_url"):
         raise InvalidOptions("image_url is disabled on this server: send image_file or "
                              "image_file_b64")
-    sources = [name for name in ("image_file", "image_file_b64") if name in files or fields.get(name)]
+    sources = [name for name in ("image_file", "image_file_b64")
+               if name in files or fields.get(name)]
     if len(sources) > 1:
         raise InvalidOptions("send exactly one of image_file and image_file_b64")
     if "image_file" in files:
