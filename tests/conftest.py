@@ -9,21 +9,29 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The CPU is shared (CI, training jobs): two torch threads on two busy cores run several
+    times slower than one."""
+    try:
+        import torch
+    except ImportError:  # the serving install has no torch
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """models/-style folder (three graphs + spec.json) with random weights."""
     from model_export.export.onnx_writer import export_all, random_models
     from model_export.models import MattingConfig, SegmenterConfig, TrimapConfig
 
-    import torch
-
     out = tmp_path_factory.mktemp("random_models")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # export is mostly tracing: one thread is faster on a busy machine
-    try:
-        segmenter, matting = random_models()
-        export_all(out, segmenter, matting, SegmenterConfig(), TrimapConfig(), MattingConfig(),
-                   "test-random")
-    finally:
-        torch.set_num_threads(threads)
+    segmenter, matting = random_models()
+    export_all(out, segmenter, matting, SegmenterConfig(), TrimapConfig(), MattingConfig(),
+               "test-random")
     return out

@@ -38,15 +38,6 @@ SIZES_32 = [(32, 32), (32, 96), (160, 64)]
 GRAPHS = (SEGMENTER, TRIMAP, MATTING)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The CPU is shared: two torch threads on two busy cores run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -21,15 +21,6 @@ from model_export.models import (
 SIZES_32 = [(32, 32), (64, 96), (96, 64), (128, 160)]  # multiples of 32, square and not
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The CPU is shared: two torch threads on two busy cores run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def segmenter() -> nn.Module:
     torch.manual_seed(0)

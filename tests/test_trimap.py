@@ -146,15 +146,6 @@ def _torch_trimap(layer: EDTrimap, masks: np.ndarray, **rates: torch.Tensor) -> 
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The CPU is shared: two torch threads on two busy cores run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def layer() -> EDTrimap:
     return build_trimap(TrimapConfig(erode_rate=RATE, dilate_rate=RATE, max_radius=MAX_RADIUS,

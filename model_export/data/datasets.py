@@ -133,9 +133,29 @@ def _trim(rgb: np.ndarray, alpha: np.ndarray) -> Object:
     return rgb[ys.min():ys.max() + 1, xs.min():xs.max() + 1], alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
+class _SeededDataset(Dataset):
+    """Items are a pure function of (seed, epoch, index): reproducible across resumes and
+    loader workers. Call `set_epoch` every epoch for fresh augmentations."""
+
+    seed: int
+    epoch: int
+    length: int
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _rng(self, index: int) -> Rng:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
 # --------------------------------------------------------------------------- segmentation
 
-class SegmentationDataset(Dataset):
+class SegmentationDataset(_SeededDataset):
     """Whole-image and cropped views for the segmenter: CCP photos, CCP persons pasted on other
     backgrounds, and composites of 1-3 library objects on studio or cluttered backgrounds.
 
@@ -151,16 +171,8 @@ class SegmentationDataset(Dataset):
         self.ccp_share = ccp_share if self.ccp_ids else 0.0
         self.length = length if length is not None else (2000 if split == "train" else 300)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self._rng(index)
         if rng.random() < self.ccp_share:
             image, mask = self._ccp_view(rng)
         else:
@@ -222,7 +234,7 @@ class SegmentationDataset(Dataset):
 
 # --------------------------------------------------------------------------- matting
 
-class MattingDataset(Dataset):
+class MattingDataset(_SeededDataset):
     """Crops around the boundary of true-alpha composites, for the matting net.
 
     item -> {"image": float32 [3,S,S] normalised composite, "alpha": [1,S,S], "fg": [3,S,S] in
@@ -240,16 +252,8 @@ class MattingDataset(Dataset):
         self.boundary_p = boundary_p
         self.length = length if length is not None else (2000 if split == "train" else 300)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self._rng(index)
         S = self.crop
         C = int(S * rng.uniform(1.0, 1.6))
         style = str(rng.choice(["studio", "cluttered"], p=[0.45, 0.55]))

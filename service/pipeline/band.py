@@ -1,11 +1,23 @@
 """Band-only matting: the matting net runs only where the trimap is unknown.
 
-The unknown band is covered by fixed-size tiles laid on a grid: each tile's centre (its *core*,
+The unknown band is covered by fixed-size tiles: each tile's centre (its *core*,
 `tile - 2 * margin` pixels square) is written back, its margin only gives the net context.
+Two placements (`TileLayout.placement`):
+
+- `grid`: cores on a fixed grid, every grid cell that holds an unknown pixel is one tile.
+- `band` (default): cells are visited in order; a cell whose unknown pixels are not yet covered
+  gets a core centred on the bounding box of those pixels, and everything that core covers is
+  struck off, so the cores follow the band (and its neighbours' pixels) instead of the grid:
+  fewer tiles for the same band, and the margins hold the context on both sides of the edge.
+
 Tiles near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
-Runtime); cells whose windows then coincide share one run. Tiles go through the session in
+Runtime); tiles whose windows then coincide share one run. Tiles go through the session in
 batches. Pixels outside the band keep the trimap's exact 0 / 1, which is what the net's own
 trimap fusion would give them anyway.
+
+`upscale_band` brings a matte computed at a reduced scale (`matting_side`) back to the
+inference size: bilinear, optionally refined by a guided filter with the full-size image as the
+guide, written only on the full-size trimap's unknown band (known pixels stay exactly 0 / 1).
 
 `matte_dense` runs the net once over the whole padded image (reference for quality checks).
 """
@@ -13,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
+import cv2
 import numpy as np
 
 from . import geometry
@@ -35,6 +49,7 @@ class TileLayout:
     size: int = 320
     margin: int = 32
     batch: int = 1
+    placement: Literal["grid", "band"] = "band"
 
     @property
     def core(self) -> int:
@@ -49,11 +64,52 @@ class TileLayout:
                              f"size {self.size}")
         if self.batch < 1:
             raise ValueError("tile batch must be >= 1")
+        if self.placement not in ("grid", "band"):
+            raise ValueError(f"tile placement must be grid or band, not {self.placement!r}")
 
 
 def plan_tiles(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
     """Tiles whose cores cover every unknown pixel. The image is assumed at least `size` on
     both sides (pad it first)."""
+    if layout.placement == "band":
+        return _plan_band(unknown, layout)
+    return _plan_grid(unknown, layout)
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return min(max(value, low), high)
+
+
+def _plan_band(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
+    height, width = unknown.shape
+    core, size, margin = layout.core, layout.size, layout.margin
+    remaining = unknown.copy()
+    windows: dict[tuple[int, int], list[Box]] = {}
+    # Only cells that hold unknown pixels at all are visited (a cheap block reduction first).
+    rows, cols = -(-height // core), -(-width // core)
+    grid = np.zeros((rows * core, cols * core), dtype=bool)
+    grid[:height, :width] = unknown
+    hit = grid.reshape(rows, core, cols, core).any(axis=(1, 3))
+    for row, col in np.argwhere(hit):
+        top, left = int(row) * core, int(col) * core
+        cell = remaining[top:top + core, left:left + core]
+        ys = np.flatnonzero(cell.any(axis=1))
+        if ys.size == 0:
+            continue  # struck off by an earlier core
+        xs = np.flatnonzero(cell.any(axis=0))
+        box_top, box_bottom = top + int(ys[0]), top + int(ys[-1]) + 1
+        box_left, box_right = left + int(xs[0]), left + int(xs[-1]) + 1
+        core_top = _clamp((box_top + box_bottom - core) // 2, 0, height - core)
+        core_left = _clamp((box_left + box_right - core) // 2, 0, width - core)
+        remaining[core_top:core_top + core, core_left:core_left + core] = False
+        window_top = _clamp(core_top - margin, 0, height - size)
+        window_left = _clamp(core_left - margin, 0, width - size)
+        windows.setdefault((window_top, window_left), []).append(
+            (core_top, core_top + core, core_left, core_left + core))
+    return [Tile(top, left, tuple(cores)) for (top, left), cores in windows.items()]
+
+
+def _plan_grid(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
     height, width = unknown.shape
     core = layout.core
     rows, cols = -(-height // core), -(-width // core)
