@@ -90,3 +90,22 @@ def test_trainer_checkpoints_and_resumes(tmp_path, monkeypatch):
     assert resumed.step > steps
     events = [json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()]
     assert "resumed" in events and events.count("done") == 2
+
+
+def test_sigterm_stops_a_run_with_a_checkpoint(tmp_path, monkeypatch):
+    import os
+    import signal
+    import threading
+
+    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
+    config = TrainConfig(task="seg", run_dir=tmp_path, time_budget_min=60, batch_size=2,
+                         loader_workers=0, log_every_steps=1)
+    trainer = Trainer(config)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    trainer.fit(_Discs())  # would run an hour without the signal
+    timer.cancel()
+    assert (tmp_path / "last.pt").exists()
+    events = [json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()]
+    assert events[-1] == "stopped"
+    assert trainer.elapsed < 60 * 60

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -143,10 +144,17 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.seed + self.epoch),
         )
         budget = cfg.time_budget_min * 60
+        # SIGTERM / SIGINT end the run cleanly: checkpoint, validate, keep the best.
+        stop = {"requested": False}
+
+        def request_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+            stop["requested"] = True
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         last_ckpt = last_val = time.monotonic()
         window_images, window_start = 0, time.monotonic()
         self.model.train()
-        while self.elapsed < budget:
+        while self.elapsed < budget and not stop["requested"]:
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(self.epoch)
             loader.generator.manual_seed(cfg.seed + self.epoch)
@@ -179,9 +187,12 @@ class Trainer:
                     self.validate()
                     self.save()
                     last_val = last_ckpt = time.monotonic()
-                if self.elapsed >= budget:
+                if self.elapsed >= budget or stop["requested"]:
                     break
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         self.save()
         self.validate()
         self.save()
-        self.log({"event": "done", "step": self.step, "elapsed_min": self.elapsed / 60})
+        self.log({"event": "stopped" if stop["requested"] else "done", "step": self.step,
+                  "elapsed_min": self.elapsed / 60})
