@@ -28,7 +28,8 @@ def _settings(args: argparse.Namespace, names: Iterable[str]) -> Settings:
 # ---- serve -------------------------------------------------------------------------------------
 SERVE_FLAGS = ("host", "port", "workers", "threads", "model_dir", "queue_size",
                "request_timeout_s", "max_inference_side", "matting", "tile_size", "tile_margin",
-               "tile_batch", "segmenter_path", "segmenter_input_size", "log_level")
+               "tile_batch", "matting_side", "tile_placement", "segmenter_path",
+               "segmenter_input_size", "log_level")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -47,7 +48,8 @@ def serve(args: argparse.Namespace) -> int:
 
 # ---- remove ------------------------------------------------------------------------------------
 REMOVE_FLAGS = ("model_dir", "threads", "max_inference_side", "matting", "tile_size",
-                "tile_margin", "tile_batch", "segmenter_path", "segmenter_input_size")
+                "tile_margin", "tile_batch", "matting_side", "tile_placement", "segmenter_path",
+                "segmenter_input_size")
 
 
 def find_inputs(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -117,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder with spec.json and the ONNX graphs (default: models)")
         sub.add_argument("--threads", type=int, help="ONNX Runtime threads (per worker)")
         sub.add_argument("--max-inference-side", dest="max_inference_side", type=int)
-        sub.add_argument("--matting", choices=["band", "dense"])
+        sub.add_argument("--matting", choices=["auto", "band", "dense"])
+        sub.add_argument("--matting-side", dest="matting_side", type=int,
+                         help="long side at which the band is matted (0: inference size)")
+        sub.add_argument("--tile-placement", dest="tile_placement", choices=["band", "grid"])
         sub.add_argument("--tile-size", dest="tile_size", type=int)
         sub.add_argument("--tile-margin", dest="tile_margin", type=int)
         sub.add_argument("--tile-batch", dest="tile_batch", type=int)
