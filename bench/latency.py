@@ -2,14 +2,17 @@
 timed on the same images in the same run.
 
     python -m bench.latency [--models models] [--images 12] [--workers 1] [--threads 2]
-                            [--serve-arg=--tile-size=256 ...] [--json out.json]
+                            [--serve-arg=--tile-size=256 ...] [--env MATTING_SIDE=640 ...]
+                            [--json out.json] [--plot docs/latency_stages.png]
 
 It starts `cutout serve` on 127.0.0.1 (a free port) with the models in --models, waits for
 /readyz, then posts CCP photos upscaled to a 1500 px long side (JPEG, quality 92) from 1 and from
 4 concurrent clients, and reports p50 / p95 latency, throughput and the mean time per stage
 (from the Server-Timing headers). The ISNet peer (.cache/peers/isnet.onnx, via bench.peers when
 present, else plain ONNX Runtime) is timed on the same decoded images, with the server stopped so
-each side has the whole machine; the ratio peer / ours is printed.
+each side has the whole machine; the ratio peer / ours is printed. The resident memory (RSS) of
+each worker process is read from /proc after each load level. --env sets CUTOUT_<NAME> settings
+for the server (any setting, e.g. --env MATTING_SIDE=640); --plot draws the stages (Pillow).
 """
 from __future__ import annotations
 
@@ -66,14 +69,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(models: Path, workers: int, threads: int | None, extra: list[str]):
+def start_server(models: Path, workers: int, threads: int | None, extra: list[str],
+                 env: dict[str, str] | None = None):
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
                str(port), "--model-dir", str(models), "--workers", str(workers),
                "--queue-size", "64", "--timeout", "120", "--log-level", "warning", *extra]
     if threads:
         command += ["--threads", str(threads)]
-    process = subprocess.Popen(command, cwd=REPO)
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 300
     with httpx.Client(base_url=url, timeout=5) as client:
@@ -133,6 +137,36 @@ def run_clients(url: str, payloads: list[bytes], concurrency: int, rounds: int) 
             "p50_s": percentile(latencies, 50), "p95_s": percentile(latencies, 95),
             "mean_s": statistics.fmean(latencies), "throughput_img_s": len(jobs) / wall,
             "stages_mean_s": {k: statistics.fmean(v) for k, v in stages.items()}}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def worker_rss(server_pid: int) -> dict[str, float]:
+    """RSS (MiB) of the server and of each worker process (its children that hold sessions)."""
+    rss = {"server": _rss_mib(server_pid) or 0.0}
+    for index, pid in enumerate(sorted(_children(server_pid))):
+        value = _rss_mib(pid)
+        if value is not None and value > 100:  # skip the multiprocessing resource tracker
+            rss[f"worker{index}"] = value
+    return rss
 
 
 # ---- the ISNet peer --------------------------------------------------------------------------
@@ -196,8 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra `cutout serve` flag, e.g. --serve-arg=--tile-size=256")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="server setting as CUTOUT_NAME=VALUE, e.g. --env MATTING_SIDE=640")
+    parser.add_argument("--label", default=None, help="name of this run in the JSON / plot")
+    parser.add_argument("--skip-peer", action="store_true", help="do not time ISNet")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--plot", type=Path, help="write a per-stage latency PNG here")
     args = parser.parse_args(argv)
+    env = {}
+    for item in args.env:
+        name, _, value = item.partition("=")
+        name = name.upper()
+        env[name if name.startswith("CUTOUT_") else f"CUTOUT_{name}"] = value
 
     if not (args.models / "spec.json").is_file():
         raise SystemExit(f"{args.models} has no spec.json: export models first (python -m "
@@ -206,22 +250,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(images)} CCP photos at {SIDE} px long side; {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}); models {args.models}")
 
-    peer = time_peer(args.peer, [rgb for rgb, _ in images], args.peer_threads, args.rounds)
-    process, url = start_server(args.models, args.workers, args.threads, args.serve_arg)
+    peer = None if args.skip_peer else time_peer(args.peer, [rgb for rgb, _ in images],
+                                                 args.peer_threads, args.rounds)
+    process, url = start_server(args.models, args.workers, args.threads, args.serve_arg, env)
     try:
-        ours = [run_clients(url, [jpeg for _, jpeg in images], c, args.rounds) for c in (1, 4)]
+        ours = []
+        for concurrency in (1, 4):
+            ours.append(run_clients(url, [jpeg for _, jpeg in images], concurrency, args.rounds))
+            ours[-1]["rss_mib"] = worker_rss(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
 
-    print(f"\nours (HTTP end to end, {args.workers} worker(s), {' '.join(args.serve_arg)})")
+    settings = " ".join([*args.serve_arg, *(f"{k}={v}" for k, v in env.items())])
+    print(f"\nours (HTTP end to end, {args.workers} worker(s), {settings})")
     print(f"{'clients':>8} {'p50 s':>8} {'p95 s':>8} {'img/s':>8}")
     for row in ours:
         print(f"{row['concurrency']:>8} {row['p50_s']:>8.3f} {row['p95_s']:>8.3f} "
               f"{row['throughput_img_s']:>8.2f}")
     print("mean per stage at 1 client (ms): " + ", ".join(
         f"{k} {v * 1000:.0f}" for k, v in ours[0]["stages_mean_s"].items()))
-    report = {"side": SIDE, "images": len(images), "ours": ours, "peer": peer}
+    print("RSS after 4 clients (MiB): " + ", ".join(
+        f"{k} {v:.0f}" for k, v in ours[-1]["rss_mib"].items()))
+    label = args.label or f"ours, {args.workers} worker(s) {settings}".strip()
+    report = {"label": label, "side": SIDE, "images": len(images), "workers": args.workers,
+              "settings": settings, "load_average": os.getloadavg(), "ours": ours, "peer": peer}
     if peer:
         ratio = peer["p50_s"] / ours[0]["p50_s"]
         report["peer_over_ours_p50"] = ratio
@@ -229,7 +282,16 @@ def main(argv: list[str] | None = None) -> int:
               f"p50 {peer['p50_s']:.3f} s, p95 {peer['p95_s']:.3f} s")
         print(f"ratio ISNet p50 / our p50 (1 client): {ratio:.2f}x")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        from bench.plot_stages import draw, rows_from
+
+        tmp = args.plot.with_suffix(".json")
+        tmp.write_text(json.dumps(report))
+        draw(rows_from(tmp), "cutout: mean latency per stage at 1500 px, 1 client (ms)", args.plot)
+        tmp.unlink()
+        print(f"stage plot: {args.plot}")
     return 0
 
 

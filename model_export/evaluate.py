@@ -89,24 +89,54 @@ class TeacherScores:
         return self.cache[key]
 
 
+def upscaled(rgb: np.ndarray, gt: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo enlarged to a `side` long side (Lanczos) and its GT alpha (bilinear): the
+    evaluation images are <= 830 px, the service's inference size is 1500 px."""
+    import cv2
+
+    height, width = gt.shape
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return (cv2.resize(rgb, size, interpolation=cv2.INTER_LANCZOS4),
+            cv2.resize(gt.astype(np.float32), size, interpolation=cv2.INTER_LINEAR))
+
+
+def parse_settings(items: list[str]) -> dict:
+    """['matting_side=768', 'tile_placement=grid'] -> PipelineConfig fields (JSON values, else
+    strings)."""
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
 def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
-             matting: str = "band", input_size: int | None = None, teacher: bool = True,
-             threads: int = 2) -> dict:
+             matting: str = "auto", input_size: int | None = None, teacher: bool = True,
+             threads: int = 2, settings: dict | None = None, upscale: int | None = None) -> dict:
     from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
 
     from .data import evaluation_sets
 
+    settings = dict(settings or {})
     pipeline = Pipeline(PipelineConfig(model_dir=_with_input_size(model_dir, input_size),
-                                       threads=threads, matting=matting))
-    peer = load_teacher() if teacher else None
+                                       threads=threads, matting=matting, **settings))
+    # Scores of enlarged photos are not the teacher's cached ones.
+    peer = load_teacher() if teacher and not upscale else None
     teacher_scores = TeacherScores(peer) if peer is not None else None
     data = evaluation_sets()
     report: dict = {"models": str(model_dir), "version": pipeline.version, "matting": matting,
-                    "input_size": input_size or pipeline.spec.segmenter.input_size, "sets": {}}
+                    "input_size": input_size or pipeline.spec.segmenter.input_size,
+                    "settings": settings, "upscale": upscale, "sets": {}}
     mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
     for name in sets:
         rows, peer_rows, seconds = [], [], []
         for item_id, rgb, gt in data.get(name, [])[:limit]:
+            if upscale:
+                rgb, gt = upscaled(rgb, gt, upscale)
             body = _png(rgb)
             prob = _grey(pipeline.run(body, mask_opts).body)
             start = time.perf_counter()
@@ -128,7 +158,9 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
 
 def format_report(report: dict) -> str:
     lines = [f"models {report['models']} (version {report['version']}), matting={report['matting']}, "
-             f"segmenter input {report['input_size']} px"]
+             f"segmenter input {report['input_size']} px"
+             + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
+             + (f", settings {report['settings']}" if report.get("settings") else "")]
     header = f"{'set':<10} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'IoU':>7} {'BF':>7} {'MAD':>8} {'Grad':>8} {'s/img':>6}"
     lines.append(header)
     for name, entry in report["sets"].items():
@@ -162,18 +194,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set")
-    parser.add_argument("--matting", choices=["band", "dense"], default="band")
+    parser.add_argument("--matting", choices=["band", "dense", "auto"], default="auto")
     parser.add_argument("--input-size", type=int, default=None, help="override the segmenter's working size")
     parser.add_argument("--no-teacher", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--matting-side", type=int, default=None,
+                        help="long side the band is matted at (0: inference size)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any PipelineConfig field, e.g. --set tile_size=128 (repeatable)")
+    parser.add_argument("--upscale", type=int, default=None, metavar="SIDE",
+                        help="enlarge each photo (Lanczos) and its GT (bilinear) to this long "
+                        "side first, e.g. 1500 (the service's inference size)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--teacher-only", action="store_true", help="only score the ISNet teacher")
     args = parser.parse_args(argv)
     if args.teacher_only:
         teacher_only(tuple(args.sets.split(",")), args.limit)
         return
+    settings = parse_settings(args.set)
+    if args.matting_side is not None:
+        settings["matting_side"] = args.matting_side
     report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
-                      args.input_size, not args.no_teacher, args.threads)
+                      args.input_size, not args.no_teacher, args.threads, settings, args.upscale)
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

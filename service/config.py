@@ -3,12 +3,13 @@ set as CUTOUT_<NAME> (e.g. CUTOUT_WORKERS=2) or by `cutout serve` flags; bad val
 start-up."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .pipeline import PipelineConfig
 from .pipeline.spec import SegmenterSpec
@@ -54,28 +55,84 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 answers")
     start_timeout_s: float = Field(300.0, gt=0, description="worker set-up + warm-up limit")
     warm_up: bool = Field(True, description="run a warm-up cutout before a worker is ready")
+    worker_start_method: Literal["forkserver", "spawn"] = Field(
+        "forkserver", description="forkserver: workers fork from a process that has imported "
+        "their modules (a replacement is ready 1-2 s sooner); spawn: a fresh interpreter each")
     ort_mem_arena: bool = Field(True, description="ONNX Runtime CPU memory arena")
-    ort_spinning: bool = Field(True, description="ONNX Runtime intra-op thread spinning")
+    ort_spinning: bool = Field(False, description="ONNX Runtime intra-op thread spinning (off: "
+                               "measured faster on shared cores, docs/performance.md)")
 
     # Limits
     max_body_bytes: int = Field(25 * 1024 * 1024, gt=0, description="request body limit (413)")
     max_pixels: int = Field(50_000_000, gt=0, le=170_000_000,
                             description="decoded pixel limit, checked on the header (413)")
+    max_frames: int = Field(1000, ge=1, description="frames / pages an animated or multi-page "
+                            "input may hold (413); only the first is used")
+
+    # Security
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field((), description="accepted X-Api-Key values (JSON "
+                                            "list or comma-separated); none: no key needed")
+    api_keys_file: Path | None = Field(None, description="file with one accepted key per line "
+                                       "(# comments and blank lines ignored); adds to api_keys")
+    metrics_require_key: bool = Field(False, description="/metrics needs an API key too (when "
+                                      "keys are configured)")
+    image_url_enabled: bool = Field(False, description="let /v1.0/removebg fetch `image_url` "
+                                    "(public http(s) addresses only)")
+    image_url_timeout_s: float = Field(10.0, gt=0, description="time limit for fetching an "
+                                       "image_url, redirects included")
+    image_url_max_bytes: int | None = Field(None, gt=0, description="size limit of a fetched "
+                                            "image (default: max_body_bytes)")
+    image_url_max_redirects: int = Field(3, ge=0, le=10, description="redirects followed (each "
+                                         "one checked again)")
+    image_url_allow_loopback: bool = Field(False, description="TESTS ONLY: also allow loopback "
+                                           "addresses (127.0.0.0/8, ::1) for image_url")
 
     # Pipeline
     max_inference_side: int = Field(1500, ge=64, le=8192, description="long side the models "
                                     "see; larger inputs are resized once, the matte rescaled")
-    matting: Literal["band", "dense"] = Field("band", description="band: matte only the "
-                                              "trimap's unknown band, in tiles")
-    tile_size: int = Field(320, gt=0, description="matting tile side (multiple of 32)")
-    tile_margin: int = Field(32, ge=0, description="context around each tile's written centre")
-    tile_batch: int = Field(1, ge=1, le=64, description="tiles per matting inference")
+    matting: Literal["band", "dense", "auto"] = Field(
+        "auto", description="band: matte only the trimap's unknown band, in tiles; dense: one "
+        "pass over the band's box; auto: whichever feeds the net fewer pixels")
+    tile_size: int = Field(128, gt=0, description="matting tile side (multiple of 32)")
+    tile_margin: int = Field(16, ge=0, description="context around each tile's written centre")
+    tile_batch: int = Field(4, ge=1, le=64, description="tiles per matting inference")
+    tile_placement: Literal["grid", "band"] = Field(
+        "band", description="grid: a tile per grid cell touching the band; band: tiles centred "
+        "on the band, fewer of them (docs/performance.md)")
+    matting_side: int = Field(512, ge=0, le=8192, description="long side at which the band is "
+                              "matted (0: the inference size); the matte is brought back up")
+    matting_refine: Literal["none", "guided"] = Field(
+        "guided", description="how a reduced-scale matte returns to the inference size: "
+        "bilinear, or a guided filter with the full-size image as guide")
+    guided_radius: int = Field(2, ge=1, le=64, description="guided filter radius (px at the "
+                               "matting scale)")
+    guided_eps: float = Field(1e-3, gt=0, description="guided filter regularisation")
+    ort_graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        "all", description="ONNX Runtime graph optimisation level")
     png_compression: int = Field(2, ge=0, le=9, description="zlib level of PNG answers "
                                  "(measured: 1-2 cost the same, 4 is 10 % smaller and 40 % slower)")
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
     webp_method: int = Field(2, ge=0, le=6, description="WebP effort (0 fast - 6 small)")
     webp_lossless: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """CUTOUT_API_KEYS='["k1", "k2"]' or 'k1,k2'."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [key.strip() for key in text.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _key_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"api_keys_file {str(value)!r} does not exist")
+        return None if value is None else value.expanduser()
 
     @field_validator("model_dir", "segmenter_path")
     @classmethod
@@ -114,6 +171,9 @@ class Settings(BaseSettings):
             spinning=self.ort_spinning, max_pixels=self.max_pixels,
             max_inference_side=self.max_inference_side, matting=self.matting,
             tile_size=self.tile_size, tile_margin=self.tile_margin, tile_batch=self.tile_batch,
+            tile_placement=self.tile_placement, matting_side=self.matting_side,
+            matting_refine=self.matting_refine, guided_radius=self.guided_radius,
+            guided_eps=self.guided_eps, graph_optimization=self.ort_graph_optimization,
             png_compression=self.png_compression, jpeg_quality=self.jpeg_quality,
             webp_quality=self.webp_quality, webp_method=self.webp_method,
             webp_lossless=self.webp_lossless)

@@ -68,6 +68,30 @@ class DeadlineExceeded(ServiceError):
     status, code = 504, "deadline_exceeded"
 
 
+class ApiKeyMissing(ServiceError):
+    status, code = 401, "api_key_missing"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'ApiKey header="X-Api-Key"'}
+
+
+class ApiKeyInvalid(ServiceError):
+    status, code = 403, "api_key_invalid"
+
+
+class ImageUrlRefused(ServiceError):
+    """`image_url` is not allowed: a scheme other than http(s) or a non-public address."""
+
+    status, code = 400, "image_url_refused"
+
+
+class ImageUrlFailed(ServiceError):
+    """`image_url` could not be fetched: unreachable, an HTTP error, too many redirects, too
+    slow."""
+
+    status, code = 400, "image_url_failed"
+
+
 class ModelFolderError(RuntimeError):
     """The model folder or an external segmenter cannot be used; raised at start-up."""
 
@@ -75,7 +99,8 @@ class ModelFolderError(RuntimeError):
 _BY_CODE = {
     cls.code: cls
     for cls in (EmptyInput, UndecodableImage, MissingImage, PayloadTooLarge, UnsupportedMediaType,
-                InvalidOptions, WorkerCrashed, Unavailable, DeadlineExceeded, ServiceError)
+                InvalidOptions, WorkerCrashed, Unavailable, DeadlineExceeded, ApiKeyMissing,
+                ApiKeyInvalid, ImageUrlRefused, ImageUrlFailed, ServiceError)
 }
 
 

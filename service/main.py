@@ -14,12 +14,17 @@ from fastapi import FastAPI
 
 from . import __version__
 from .api import errors
-from .api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from .api.middleware import (
+    BodyLimitMiddleware,
+    RequestMetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .api.routes import cutout, health, metrics, removebg
 from .config import Settings
 from .errors import ModelFolderError
 from .metrics import Metrics
 from .pipeline.spec import load_spec
+from .security import ApiKeys
 from .workers import WorkerPool
 
 log = logging.getLogger("cutout")
@@ -40,12 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.pipeline_config(), workers=settings.workers, queue_size=settings.queue_size,
         timeout_s=settings.request_timeout_s, kill_grace_s=settings.kill_grace_s,
         retry_after_s=settings.retry_after_s, start_timeout_s=settings.start_timeout_s,
-        log_level=settings.log_level, warm_up=settings.warm_up, metrics=app_metrics)
+        log_level=settings.log_level, warm_up=settings.warm_up, metrics=app_metrics,
+        max_frames=settings.max_frames, start_method=settings.worker_start_method)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting %d worker(s), %d thread(s) each, models %s (%s)", settings.workers,
                  settings.threads_per_worker, settings.model_dir, spec.version)
+        if app.state.api_keys.enabled:
+            log.info("API keys required (X-Api-Key); /metrics %s", "too" if
+                     settings.metrics_require_key else "open")
+        if settings.image_url_enabled:
+            log.info("image_url enabled (public http(s) addresses only)")
         await pool.start()
         try:
             yield
@@ -58,9 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = app_metrics
     app.state.pool = pool
     app.state.spec = spec
+    app.state.api_keys = ApiKeys.from_settings(
+        (key.get_secret_value() for key in settings.api_keys), settings.api_keys_file)
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app_metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     for module in (cutout, removebg, health, metrics):
         app.include_router(module.router)
     return app

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the body size limit (413 before reading an oversized body) and the
-request counter / latency histogram by route template."""
+"""Pure ASGI middleware: the body size limit (413 before reading an oversized body), the
+request counter / latency histogram by route template, and security headers."""
 from __future__ import annotations
 
 import time
@@ -82,3 +82,25 @@ class RequestMetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.request_seconds.labels(template).observe(time.perf_counter() - start)
+
+
+class SecurityHeadersMiddleware:
+    """`X-Content-Type-Options: nosniff` on every answer: browsers take our PNG / JSON answers for
+    what they say they are, never for HTML or script."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

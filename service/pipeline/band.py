@@ -166,6 +166,38 @@ def matte_band(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray, layout:
     return alpha, len(tiles)
 
 
+def net_pixels(mode: str, trimap: np.ndarray, layout: TileLayout, multiple: int) -> int:
+    """Pixels the matting net is fed by `mode` ("band" or "dense") on this trimap."""
+    height, width = trimap.shape
+    if mode == "dense":
+        return geometry.round_up(height, multiple) * geometry.round_up(width, multiple)
+    unknown = unknown_region(trimap)
+    if not unknown.any():
+        return 0
+    padded_h, padded_w = max(height, layout.size), max(width, layout.size)
+    unknown_padded = np.zeros((padded_h, padded_w), dtype=bool)
+    unknown_padded[:height, :width] = unknown
+    return len(plan_tiles(unknown_padded, layout)) * layout.size ** 2
+
+
+def choose_mode(trimap: np.ndarray, layout: TileLayout, multiple: int) -> str:
+    """"band" or "dense", whichever feeds the net fewer pixels (dense on a tie)."""
+    band_px = net_pixels("band", trimap, layout, multiple)
+    return "dense" if net_pixels("dense", trimap, layout, multiple) <= band_px else "band"
+
+
+def matte_auto(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray, layout: TileLayout,
+               run: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+    """Band tiles or one dense pass, whichever feeds the net fewer pixels: tiles with context
+    margins hold ~7-9x the band's pixels (docs/performance.md), so on a small image (a
+    reduced-scale crop of the band's box) one pass over it is cheaper."""
+    if not unknown_region(trimap).any():
+        return trimap.copy(), 0
+    if choose_mode(trimap, layout, model.spec.size_multiple) == "dense":
+        return matte_dense(model, rgb, trimap, run)
+    return matte_band(model, rgb, trimap, layout, run)
+
+
 def matte_dense(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray,
                 run: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     predict = run or model.predict
@@ -177,3 +209,56 @@ def matte_dense(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray,
     model.normalise(rgb_padded, out=batch[0, :3])
     batch[0, 3] = trimap_padded
     return np.ascontiguousarray(predict(batch)[0, :height, :width]), 1
+
+
+def _box(image: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), normalize=True,
+                         borderType=cv2.BORDER_REFLECT)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 255.0)
+
+
+def guided_coefficients(guide: np.ndarray, alpha: np.ndarray, radius: int,
+                        eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """He et al.'s guided filter with a grey guide: the box-averaged linear coefficients
+    (A, B) such that the filtered alpha is A * guide + B. Computed at the matting scale, they
+    are upsampled and applied to the full-size guide (the fast guided filter)."""
+    mean_i = _box(guide, radius)
+    mean_p = _box(alpha, radius)
+    cov_ip = _box(guide * alpha, radius) - mean_i * mean_p
+    var_i = _box(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return _box(a, radius), _box(b, radius)
+
+
+def upscale_band(alpha_small: np.ndarray, rgb_small: np.ndarray, trimap_full: np.ndarray,
+                 rgb_full: np.ndarray, refine: Literal["none", "guided"] = "guided",
+                 radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+    """A matte computed at a reduced scale, brought to the size of `trimap_full`.
+
+    Bilinear, or (refine="guided") the fast guided filter: its coefficients from the small
+    image and matte, applied to the full-size image, so edges follow the full-size pixels.
+    Only the full-size trimap's unknown band takes the result; known pixels keep its exact
+    0 / 1."""
+    height, width = trimap_full.shape
+    out = trimap_full.copy()
+    unknown = unknown_region(trimap_full)
+    if not unknown.any():
+        return out
+    if refine == "guided":
+        coef_a, coef_b = guided_coefficients(_grey(rgb_small), alpha_small.astype(np.float32),
+                                             radius, eps)
+        coef_a = cv2.resize(coef_a, (width, height), interpolation=cv2.INTER_LINEAR)
+        coef_b = cv2.resize(coef_b, (width, height), interpolation=cv2.INTER_LINEAR)
+        guide = _grey(rgb_full)
+        values = coef_a[unknown] * guide[unknown] + coef_b[unknown]
+    elif refine == "none":
+        values = cv2.resize(alpha_small.astype(np.float32), (width, height),
+                            interpolation=cv2.INTER_LINEAR)[unknown]
+    else:
+        raise ValueError(f"refine must be none or guided, not {refine!r}")
+    out[unknown] = np.clip(values, 0.0, 1.0)
+    return out

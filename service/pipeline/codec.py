@@ -92,6 +92,38 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         return _to_srgb(_oriented(image), source_format)
 
 
+def check_frames(data: bytes, max_frames: int) -> None:
+    """413 when an animated or multi-page input holds more than `max_frames` frames (only the
+    first is used, but counting them bounds the work a file can ask for). Counting reads the
+    frame headers, not the pixels. Anything unreadable is left for `decode` to report."""
+    try:
+        with Image.open(io.BytesIO(data), formats=INPUT_FORMATS) as image:
+            frames = _count_frames(image, max_frames)
+    except Exception:  # noqa: BLE001 - decode() gives the precise error
+        return
+    if frames > max_frames:
+        raise PayloadTooLarge(f"image has more than {max_frames} frames (only the first frame "
+                              "is used)")
+
+
+def _count_frames(image: Image.Image, cap: int) -> int:
+    """Frames, counted up to cap + 1 at most: GIF and TIFF must walk their frames to count them
+    (a 25 MB GIF of tiny frames holds a million), WebP / PNG / AVIF say it in their header."""
+    if image.format not in ("GIF", "TIFF"):
+        return int(getattr(image, "n_frames", 1))
+    frames = 1
+    try:
+        while frames <= cap:
+            if image.format == "GIF":
+                image._seek(frames, False)  # type: ignore[attr-defined]  # skips the pixels
+            else:
+                image.seek(frames)  # a TIFF seek reads the next directory only
+            frames += 1
+    except EOFError:
+        pass
+    return frames
+
+
 def _oriented(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)

@@ -71,7 +71,9 @@ def _limit_size(rgb: np.ndarray, matte: np.ndarray, box, megapixels: float | Non
 
 def _straight_rgba(rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
     # Colour under fully transparent pixels is invisible: zero it and the PNG is ~3x smaller.
-    visible = cv2.compare(matte, 0, cv2.CMP_GT)
+    # (threshold, not compare(matte, 0): OpenCV refuses compare() of a 1 x 1 array with a
+    # scalar, so a 1 x 1 input failed here)
+    visible = cv2.threshold(matte, 0, 255, cv2.THRESH_BINARY)[1]
     out = cv2.cvtColor(cv2.bitwise_and(rgb, rgb, mask=visible), cv2.COLOR_RGB2RGBA)
     out[..., 3] = matte
     return out

@@ -37,13 +37,20 @@ class PipelineConfig(BaseModel):
         None, description="another segmenter graph; its `file` is a path")
     threads: int = Field(1, ge=1)
     mem_arena: bool = True
-    spinning: bool = True
+    spinning: bool = False
     max_pixels: int = Field(50_000_000, gt=0)
     max_inference_side: int = Field(1500, ge=64)
-    matting: Literal["band", "dense"] = "band"
-    tile_size: int = Field(320, gt=0)
-    tile_margin: int = Field(32, ge=0)
-    tile_batch: int = Field(1, ge=1)
+    matting: Literal["band", "dense", "auto"] = "auto"
+    matting_side: int = Field(512, ge=0, description="long side at which the band is matted "
+                              "(0: the inference size); the matte is brought back up")
+    matting_refine: Literal["none", "guided"] = "guided"
+    guided_radius: int = Field(2, ge=1)
+    guided_eps: float = Field(1e-3, gt=0)
+    tile_size: int = Field(128, gt=0)
+    tile_margin: int = Field(16, ge=0)
+    tile_batch: int = Field(4, ge=1)
+    tile_placement: Literal["grid", "band"] = "band"
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     png_compression: int = Field(2, ge=0, le=9)
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
@@ -63,6 +70,8 @@ class Result:
     model_version: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     tiles: int = 0
+    band_pixels: int = 0  # unknown pixels where the matting net ran (at the matting scale)
+    net_pixels: int = 0  # pixels fed to the matting net (tiles x tile area, or the dense frame)
 
 
 class Deadline:
@@ -98,7 +107,8 @@ class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self.spec = load_spec(config.model_dir)
-        runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning)
+        runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning,
+                                config.graph_optimization)
         model_dir = Path(config.model_dir)
         if config.external_segmenter is not None:
             self.segmenter = Segmenter(Path(config.external_segmenter.file),
@@ -108,7 +118,8 @@ class Pipeline:
                                        runtime)
         self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
         self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime)
-        self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch)
+        self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch,
+                                      config.tile_placement)
         self.layout.check(self.spec.matting.size_multiple)
         self.encode_config = codec.EncodeConfig(
             config.png_compression, config.jpeg_quality, config.webp_quality, config.webp_method,
@@ -146,7 +157,7 @@ class Pipeline:
         with stage("decode"):
             image = codec.decode(data, self.config.max_pixels)
         full_w, full_h = image.size
-        tiles = 0
+        tiles = band_pixels = net_px = 0
         with stage("resize"):
             work_w, work_h = geometry.fit_long_side(full_w, full_h, self.config.max_inference_side,
                                                     upscale=False)
@@ -169,13 +180,28 @@ class Pipeline:
                 with stage("upscale"):
                     matte = geometry.upscale_nearest(trimap.to_grey(fine), full_w, full_h)
             else:
-                with stage("matting"):
-                    run = guarded(self.matting.predict)
-                    if self.config.matting == "dense":
-                        alpha, tiles = band.matte_dense(self.matting, work_rgb, fine, run)
-                    else:
-                        alpha, tiles = band.matte_band(self.matting, work_rgb, fine, self.layout,
-                                                       run)
+                run = guarded(self.matting.predict)
+                region = self.matting_region(fine)
+                if region is None:  # the inference size itself (or nothing to matte)
+                    with stage("matting"):
+                        band_pixels = int(trimap.unknown_region(fine).sum())
+                        alpha, tiles, net_px = self._matte(work_rgb, fine, run)
+                else:  # the band's box, matted at a reduced scale, then back to full size
+                    (left, top, right, bottom), (matte_w, matte_h) = region
+                    crop_rgb = work_rgb[top:bottom, left:right]
+                    crop_tri = fine[top:bottom, left:right]
+                    with stage("matting"):
+                        small_rgb = geometry.resize(crop_rgb, matte_w, matte_h)
+                        small_tri = trimap.resize_trimap(crop_tri, matte_w, matte_h)
+                        band_pixels = int(trimap.unknown_region(small_tri).sum())
+                        small, tiles, net_px = self._matte(small_rgb, small_tri, run)
+                    # Back to the inference size: part of the matte's "upscale" stage (the
+                    # stage names are the Server-Timing / metrics contract).
+                    with stage("upscale"):
+                        alpha = fine.copy()
+                        alpha[top:bottom, left:right] = band.upscale_band(
+                            small, small_rgb, crop_tri, crop_rgb, self.config.matting_refine,
+                            self.config.guided_radius, self.config.guided_eps)
                 with stage("upscale"):
                     matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
                     if image.alpha is not None:
@@ -187,7 +213,43 @@ class Pipeline:
                                 alpha=composed.matte)
         height, width = composed.pixels.shape[:2]
         return Result(body, codec.MEDIA_TYPES[options.format], width, height, full_w, full_h,
-                      composed.object_box, self.version, timings, tiles)
+                      composed.object_box, self.version, timings, tiles, band_pixels, net_px)
+
+    def _matte(self, rgb: np.ndarray, tri: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
+               ) -> tuple[np.ndarray, int, int]:
+        """(alpha, tiles run, pixels fed to the net)."""
+        multiple = self.matting.spec.size_multiple
+        mode = self.config.matting
+        if mode == "auto":
+            if not trimap.unknown_region(tri).any():
+                return tri.copy(), 0, 0
+            mode = band.choose_mode(tri, self.layout, multiple)
+        if mode == "dense":
+            alpha, tiles = band.matte_dense(self.matting, rgb, tri, run)
+            return alpha, tiles, band.net_pixels("dense", tri, self.layout, multiple)
+        alpha, tiles = band.matte_band(self.matting, rgb, tri, self.layout, run)
+        return alpha, tiles, tiles * self.layout.size ** 2
+
+    def matting_region(self, fine: np.ndarray
+                       ) -> tuple[tuple[int, int, int, int], tuple[int, int]] | None:
+        """Where the reduced-scale matting runs: the box (left, top, right, bottom) around the
+        trimap's unknown band (plus 2 % of the long side for context) and the size it is
+        scaled to, its long side at most `matting_side`. None when matting runs at the
+        inference size (matting_side 0, the box already small enough, or no band)."""
+        side = self.config.matting_side
+        if side <= 0:
+            return None
+        box = geometry.bounding_box(trimap.unknown_region(fine).view(np.uint8), 0)
+        if box is None:
+            return None
+        height, width = fine.shape
+        pad = max(8, round(0.02 * max(width, height)))
+        left, top = max(box[0] - pad, 0), max(box[1] - pad, 0)
+        right, bottom = min(box[2] + pad, width), min(box[3] + pad, height)
+        size = geometry.fit_long_side(right - left, bottom - top, side, upscale=False)
+        if size == (right - left, bottom - top):
+            return None
+        return (left, top, right, bottom), size
 
     def warm_up(self) -> None:
         """One inference per graph at the shapes requests use, then a whole small cutout."""

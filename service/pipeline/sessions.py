@@ -12,6 +12,13 @@ from ..errors import ModelFolderError
 from . import geometry
 from .spec import MattingSpec, SegmenterSpec, TrimapSpec
 
+OPTIMIZATION_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -20,13 +27,14 @@ class RuntimeConfig:
     threads: int = 1
     mem_arena: bool = True
     spinning: bool = True
+    optimization: str = "all"  # disable / basic / extended / all
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = OPTIMIZATION_LEVELS[self.optimization]
         options.enable_cpu_mem_arena = self.mem_arena
         options.log_severity_level = 3
         options.add_session_config_entry(

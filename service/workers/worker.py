@@ -8,7 +8,7 @@ import time
 from multiprocessing.connection import Connection
 
 from ..errors import ServiceError
-from ..pipeline import Pipeline, PipelineConfig
+from ..pipeline import Pipeline, PipelineConfig, codec
 from ..pipeline.runner import Deadline
 from .protocol import STOP, Done, Failed, Job, Ready, SetupFailed
 
@@ -16,7 +16,7 @@ log = logging.getLogger("cutout.worker")
 
 
 def worker_main(conn: Connection, config: PipelineConfig, index: int, log_level: str,
-                warm_up: bool = True) -> None:
+                warm_up: bool = True, max_frames: int | None = None) -> None:
     logging.basicConfig(level=log_level.upper(),
                         format=f"%(asctime)s worker-{index} %(levelname)s %(name)s: %(message)s")
     # Ctrl-C and a SIGTERM sent to the whole process group reach workers too; the parent
@@ -40,12 +40,14 @@ def worker_main(conn: Connection, config: PipelineConfig, index: int, log_level:
             return
         if message is STOP:
             return
-        conn.send(_serve(pipeline, message))
+        conn.send(_serve(pipeline, message, max_frames))
 
 
-def _serve(pipeline: Pipeline, job: Job) -> Done | Failed:
+def _serve(pipeline: Pipeline, job: Job, max_frames: int | None = None) -> Done | Failed:
     deadline = Deadline(job.budget_s)
     try:
+        if max_frames is not None:
+            codec.check_frames(job.data, max_frames)
         return Done(job.id, pipeline.run(job.data, job.options, deadline))
     except ServiceError as exc:
         return Failed(job.id, exc.code, exc.message)

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Request, Response
 
 from ...pipeline import CutoutOptions
-from ..deps import MetricsDep, PoolDep
+from ..deps import ApiKey, MetricsDep, PoolDep
 from ..responses import image_response
 from ..schemas import ErrorBody
 from ..uploads import image_from, read_upload, validate_options
@@ -45,6 +45,8 @@ OPENAPI = {
 }
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
     400: "undecodable image, empty body or no image field",
+    401: "no X-Api-Key (when the server requires keys)",
+    403: "X-Api-Key not valid",
     413: "body or pixel count over the limits",
     415: "not an image in a supported format",
     422: "invalid options",
@@ -56,7 +58,7 @@ IMAGE_CONTENT = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "applicati
 
 
 @router.post("/v1/cutout", summary="Cut out the foreground of an image", openapi_extra=OPENAPI,
-             response_class=Response,
+             response_class=Response, dependencies=[ApiKey],
              responses={200: {"content": IMAGE_CONTENT, "description": "the cutout"}, **ERRORS})
 async def cutout(request: Request, pool: PoolDep, metrics: MetricsDep) -> Response:
     start = time.perf_counter()

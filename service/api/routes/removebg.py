@@ -4,7 +4,8 @@ changing only the base URL.
 Accepted: `image_file` (multipart), `image_file_b64`, `size`, `type`, `format`, `bg_color`,
 `crop`, `crop_margin`, `channels`, as multipart / urlencoded form fields, a JSON body or query
 parameters. `Accept: application/json` returns `{"data": {"result_b64": ...}}`. Errors use
-remove.bg's `{"errors": [{"title": ...}]}` shape. `image_url` is refused (disabled).
+remove.bg's `{"errors": [{"title": ...}]}` shape. `image_url` is refused (422) unless
+`image_url_enabled`; then it is fetched from public http(s) addresses only (`api/fetch.py`).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...config import Settings
 from ...errors import InvalidOptions, MissingImage, ServiceError
 from ...pipeline import CutoutOptions
 from ...pipeline.options import parse_color
-from ..deps import MetricsDep, PoolDep
+from ..deps import ApiKey, MetricsDep, PoolDep, SettingsDep
 from ..errors import removebg_error_response
+from ..fetch import FetchPolicy, fetch_image
 from ..responses import image_headers, image_response
 from ..schemas import RemoveBgErrorBody, RemoveBgJson
 from ..uploads import decode_base64, read_upload, validate_options
@@ -78,6 +81,7 @@ OPENAPI = {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "image_file": {"type": "string", "format": "binary"},
             "image_file_b64": {"type": "string"},
+            "image_url": {"type": "string", "description": "only where the server enables it"},
             "size": {"type": "string", "default": "auto"},
             "type": {"type": "string", "default": "auto"},
             "format": {"type": "string", "enum": ["auto", "png", "jpg", "webp", "zip"]},
@@ -90,23 +94,32 @@ OPENAPI = {
         "application/json": {"schema": {"type": "object"}},
     }},
 }
-ERRORS = {status: {"model": RemoveBgErrorBody} for status in (400, 413, 415, 422, 500, 503, 504)}
+ERRORS = {status: {"model": RemoveBgErrorBody}
+          for status in (400, 401, 403, 413, 415, 422, 500, 503, 504)}
 
 
 @router.post("/v1.0/removebg", summary="remove.bg-compatible background removal",
-             openapi_extra=OPENAPI, response_class=Response,
+             openapi_extra=OPENAPI, response_class=Response, dependencies=[ApiKey],
              responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {},
                                           "application/zip": {}, "application/json":
                                           {"schema": RemoveBgJson.model_json_schema()}}},
                         **ERRORS})
-async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep) -> Response:
+async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep,
+                   settings: SettingsDep) -> Response:
     start = time.perf_counter()
     try:
         upload = await read_upload(request, urlencoded=True, json=True)
-        data = _image(upload.files, upload.fields, upload.body)
-        fields = {k: v for k, v in upload.fields.items() if k not in ("image_file_b64",)}
+        fields = {k: v for k, v in upload.fields.items()
+                  if k not in ("image_file_b64", "image_url")}
+        url = upload.fields.get("image_url") if settings.image_url_enabled else None
+        if url:
+            _only_source(upload.files, upload.fields, upload.body)
+        else:
+            data = _image(upload.files, upload.fields, upload.body)
         request_options = validate_options(RemoveBgOptions, fields)
         options = request_options.cutout_options()  # type: ignore[attr-defined]
+        if url:  # only once the options are valid
+            data = await fetch_image(url, _fetch_policy(settings))
         outcome = await pool.submit(data, options)
     except ServiceError as exc:
         return removebg_error_response(exc)
@@ -124,6 +137,22 @@ async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep) -> Resp
         headers.pop("Content-Disposition")
         return JSONResponse({"data": payload}, headers={**headers, **extra})
     return image_response(outcome, total, extra)
+
+
+def _fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(max_bytes=settings.image_url_max_bytes or settings.max_body_bytes,
+                       timeout_s=settings.image_url_timeout_s,
+                       max_redirects=settings.image_url_max_redirects,
+                       allow_loopback=settings.image_url_allow_loopback)
+
+
+def _only_source(files: dict[str, bytes], fields: dict[str, str], body: bytes | None) -> None:
+    sources = [n for n in ("image_file", "image_file_b64", "image_url")
+               if n in files or fields.get(n)]
+    if body:
+        sources.append("body")
+    if len(sources) > 1:
+        raise InvalidOptions("send exactly one of image_file, image_file_b64 and image_url")
 
 
 def _image(files: dict[str, bytes], fields: dict[str, str], body: bytes | None) -> bytes:
