@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import LiveServer, disc_image, encoded
+from test_service_support import LiveServer
 
 from service.config import Settings
 from service.errors import ModelFolderError
@@ -30,17 +30,6 @@ def server(random_model_dir):
     live.wait_ready()
     yield live
     live.stop()
-
-
-@pytest.fixture(scope="module")
-def slow_image() -> bytes:
-    """Dense matting over 1500 x 1500 on one thread takes 6-8 s: past the 4 s deadline."""
-    return encoded(disc_image(1500, 1500), "JPEG", quality=80)
-
-
-@pytest.fixture(scope="module")
-def quick_image() -> bytes:
-    return encoded(disc_image(64, 48), "PNG")
 
 
 def post(url: str, data: bytes) -> httpx.Response:

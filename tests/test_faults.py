@@ -41,17 +41,6 @@ def server(random_model_dir):
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def slow_image() -> bytes:
-    """Dense matting over 1500 x 1500 on one thread: several seconds, past the deadline."""
-    return encoded(disc_image(1500, 1500), "JPEG", quality=80)
-
-
-@pytest.fixture(scope="module")
-def quick_image() -> bytes:
-    return encoded(disc_image(64, 48), "PNG")
-
-
 def post(url: str, data: bytes, timeout: float = 60.0) -> httpx.Response:
     with httpx.Client(base_url=url, timeout=timeout) as client:
         return client.post("/v1/cutout", content=data)
