@@ -21,9 +21,7 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +32,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
+
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 ISNET = REPO / ".cache" / "peers" / "isnet.onnx"
 SIDE = 1500
@@ -58,42 +57,7 @@ def load_images(folder: Path, count: int, side: int = SIDE) -> list[tuple[np.nda
     return images
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
-
-
 # ---- our service -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(models: Path, workers: int, threads: int | None, extra: list[str],
-                 env: dict[str, str] | None = None):
-    port = free_port()
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
-               str(port), "--model-dir", str(models), "--workers", str(workers),
-               "--queue-size", "64", "--timeout", "120", "--log-level", "warning", *extra]
-    if threads:
-        command += ["--threads", str(threads)]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 300
-    with httpx.Client(base_url=url, timeout=5) as client:
-        while time.monotonic() < end:
-            if process.poll() is not None:
-                raise SystemExit(f"the server exited with code {process.returncode}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("the server did not become ready in 300 s")
-
-
 def parse_timing(header: str) -> dict[str, float]:
     stages = {}
     for part in header.split(","):
@@ -139,33 +103,11 @@ def run_clients(url: str, payloads: list[bytes], concurrency: int, rounds: int) 
             "stages_mean_s": {k: statistics.fmean(v) for k, v in stages.items()}}
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def _rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def worker_rss(server_pid: int) -> dict[str, float]:
-    """RSS (MiB) of the server and of each worker process (its children that hold sessions)."""
-    rss = {"server": _rss_mib(server_pid) or 0.0}
-    for index, pid in enumerate(sorted(_children(server_pid))):
-        value = _rss_mib(pid)
-        if value is not None and value > 100:  # skip the multiprocessing resource tracker
-            rss[f"worker{index}"] = value
+def process_rss(server_pid: int, url: str) -> dict[str, float]:
+    """RSS (MiB) of the server and of each worker (pids from /readyz)."""
+    rss = {"server": rss_mib(server_pid)}
+    for index, pid in enumerate(sorted(worker_pids(url))):
+        rss[f"worker{index}"] = rss_mib(pid)
     return rss
 
 
@@ -252,12 +194,13 @@ def main(argv: list[str] | None = None) -> int:
 
     peer = None if args.skip_peer else time_peer(args.peer, [rgb for rgb, _ in images],
                                                  args.peer_threads, args.rounds)
-    process, url = start_server(args.models, args.workers, args.threads, args.serve_arg, env)
+    process, url = start_server(args.models, args.workers, args.threads, extra=args.serve_arg,
+                                env=env)
     try:
         ours = []
         for concurrency in (1, 4):
             ours.append(run_clients(url, [jpeg for _, jpeg in images], concurrency, args.rounds))
-            ours[-1]["rss_mib"] = worker_rss(process.pid)
+            ours[-1]["rss_mib"] = process_rss(process.pid, url)
     finally:
         process.terminate()
         process.wait(timeout=60)

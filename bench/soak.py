@@ -23,9 +23,7 @@ import json
 import math
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +38,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
 DEFAULT_MODELS = REPO / ".cache" / "interim_models"
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 RSS_GROWTH_LIMIT = 0.10
@@ -121,48 +119,6 @@ def synthetic_scene(seed: int) -> np.ndarray:
 
 
 # ---- the server ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(models: Path, workers: int, threads: int | None, queue: int,
-                 env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
-               str(port), "--model-dir", str(models), "--workers", str(workers),
-               "--queue-size", str(queue), "--timeout", "600", "--log-level", "warning"]
-    if threads:
-        command += ["--threads", str(threads)]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env})
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 600
-    with httpx.Client(base_url=url, timeout=5) as client:
-        while time.monotonic() < end:
-            if process.poll() is not None:
-                raise SystemExit(f"the server exited with code {process.returncode}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("the server did not become ready")
-
-
-def worker_pids(url: str) -> list[int]:
-    return [w["pid"] for w in httpx.get(f"{url}/readyz", timeout=10).json()["workers"]]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 class RssSampler(threading.Thread):
     """Peak RSS of the workers while the soak runs."""
 
@@ -237,10 +193,6 @@ def run(url: str, plans: list[Plan], photos: list[np.ndarray], concurrency: int)
         return list(pool.map(one, plans))
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.workers} worker(s); models {args.models}; {os.cpu_count()} CPUs"
           + (f"; env {env}" if env else ""))
     process, url = start_server(args.models, args.workers, args.threads,
-                                queue=2 * args.concurrency, env=env)
+                                queue=2 * args.concurrency, timeout_s=600, env=env,
+                                ready_within_s=600)
     try:
         pids = worker_pids(url)
         rss_ready = {pid: rss_mib(pid) for pid in pids}
