@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
+
 DEFAULT_MODELS = REPO / ".cache" / "interim_models"
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 RSS_GROWTH_LIMIT = 0.10

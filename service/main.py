@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_s=settings.request_timeout_s, kill_grace_s=settings.kill_grace_s,
         retry_after_s=settings.retry_after_s, start_timeout_s=settings.start_timeout_s,
         log_level=settings.log_level, warm_up=settings.warm_up, metrics=app_metrics,
-        max_frames=settings.max_frames, start_method=settings.worker_start_method)
+        max_frames=settings.max_frames, start_method=settings.worker_start_method,
+        mmap_threshold_bytes=settings.worker_mmap_threshold_kib * 1024)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

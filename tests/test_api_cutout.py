@@ -12,13 +12,13 @@ import pytest
 from PIL import Image, ImageOps
 from test_service_support import (
     RED,
-    LiveServer,
     colour_segmenter,
     colour_segmenter_settings,
     decode,
     disc_image,
     encoded,
     png_with_claimed_size,
+    serving,
 )
 
 from service.config import Settings
@@ -32,10 +32,8 @@ def server(random_model_dir, tmp_path_factory):
     settings = Settings(model_dir=random_model_dir, workers=1, queue_size=8,
                         request_timeout_s=120, max_body_bytes=MAX_BODY, max_pixels=20_000_000,
                         **colour_segmenter_settings(segmenter))
-    live = LiveServer(settings).start()
-    live.wait_ready()
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
-from test_service_support import LiveServer
+from test_service_support import LiveServer, post, restarts
 
 from service.config import Settings
 from service.errors import ModelFolderError
@@ -32,19 +31,6 @@ def server(random_model_dir):
     live.wait_ready()
     yield live
     live.stop()
-
-
-def post(url: str, data: bytes) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        return client.post("/v1/cutout", content=data)
-
-
-def restarts(server, reason: str) -> float:
-    with server.client() as client:
-        text = client.get("/metrics").text
-    prefix = f'cutout_worker_restarts_total{{reason="{reason}"}} '
-    lines = [line for line in text.splitlines() if line.startswith(prefix)]
-    return float(lines[0].split()[-1]) if lines else 0.0
 
 
 def test_healthz_at_once_readyz_503_until_warm(server):

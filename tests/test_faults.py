@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import REPO_ROOT, LiveServer, disc_image, encoded
+from test_service_support import REPO_ROOT, disc_image, encoded, post, restarts, serving
 
 from service.config import Settings
 
@@ -35,23 +35,8 @@ def server(random_model_dir):
     settings = Settings(model_dir=random_model_dir, workers=2, threads=1, queue_size=1,
                         request_timeout_s=TIMEOUT_S, kill_grace_s=3.0, retry_after_s=3,
                         matting="dense")
-    live = LiveServer(settings).start()
-    live.wait_ready()
-    yield live
-    live.stop()
-
-
-def post(url: str, data: bytes, timeout: float = 60.0) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=timeout) as client:
-        return client.post("/v1/cutout", content=data)
-
-
-def restarts(server, reason: str) -> float:
-    with server.client() as client:
-        text = client.get("/metrics").text
-    prefix = f'cutout_worker_restarts_total{{reason="{reason}"}} '
-    lines = [line for line in text.splitlines() if line.startswith(prefix)]
-    return float(lines[0].split()[-1]) if lines else 0.0
+    with serving(settings) as live:
+        yield live
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from test_service_support import (
     RED,
-    LiveServer,
     colour_segmenter,
     colour_segmenter_settings,
     decode,
     disc_image,
     encoded,
     png_with_claimed_size,
+    serving,
 )
 
 from service.config import Settings
@@ -43,14 +43,12 @@ def server(random_model_dir, tmp_path_factory, spool_dir):
     settings = Settings(model_dir=random_model_dir, workers=1, queue_size=8,
                         request_timeout_s=120, max_body_bytes=MAX_BODY, max_pixels=20_000_000,
                         max_frames=MAX_FRAMES, **colour_segmenter_settings(segmenter))
-    live = LiveServer(settings).start()
-    live.wait_ready()
-    live.first_pids = live.pool.worker_pids()  # type: ignore[attr-defined]
-    # What is there once the server runs (multiprocessing's own folder for the forkserver's
-    # socket, when it started here); requests must add nothing.
-    live.spool_before = set(spool_dir.iterdir())  # type: ignore[attr-defined]
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        live.first_pids = live.pool.worker_pids()  # type: ignore[attr-defined]
+        # What is there once the server runs (multiprocessing's own folder for the forkserver's
+        # socket, when it started here); requests must add nothing.
+        live.spool_before = set(spool_dir.iterdir())  # type: ignore[attr-defined]
+        yield live
 
 
 @pytest.fixture(scope="module")

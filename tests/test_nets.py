@@ -202,9 +202,8 @@ def test_fuse_with_trimap_keeps_known_regions() -> None:
 def test_matting_needs_multiples_of_32(matting: nn.Module, size: tuple[int, int]) -> None:
     """Sides that are not multiples of 32 break the skip concatenation: the caller pads
     (replicate) up to the next multiple of 32 and crops the output back (docs/architecture.md)."""
-    with pytest.raises(RuntimeError):
-        with torch.no_grad():
-            matting(torch.rand(1, 4, *size))
+    with pytest.raises(RuntimeError), torch.no_grad():
+        matting(torch.rand(1, 4, *size))
 
 
 def test_padding_rule_replicate_then_crop(matting: nn.Module) -> None:

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from test_service_support import LiveServer, decode, disc_image, encoded
+from test_service_support import decode, disc_image, encoded, serving
 
 from service.config import Settings
 from service.security import AddressRefused, check_address
@@ -93,10 +93,8 @@ def guarded(random_model_dir, tmp_path_factory):
     settings = Settings(model_dir=random_model_dir, workers=1, threads=1, warm_up=False,
                         api_keys=(KEY,), api_keys_file=key_file, metrics_require_key=True,
                         image_url_enabled=True, log_level="debug")
-    live = LiveServer(settings).start()
-    live.wait_ready()
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +104,8 @@ def fetching(random_model_dir):
                         image_url_enabled=True, image_url_allow_loopback=True,
                         image_url_max_bytes=FETCH_LIMIT, image_url_timeout_s=2.0,
                         image_url_max_redirects=2)
-    live = LiveServer(settings).start()
-    live.wait_ready()
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        yield live
 
 
 # ---- API keys ------------------------------------------------------------------------------------

@@ -86,6 +86,17 @@ def test_refusals():
 
 
 # ---- geometry, options, trimap ---------------------------------------------------------------
+@pytest.mark.parametrize("png_filter", sorted(codec.PNG_FILTERS))
+def test_every_png_filter_is_lossless(png_filter):
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    rgba[:, :20] = 0  # a transparent, zeroed region as in a cutout
+    config = codec.EncodeConfig(png_compression=1, png_filter=png_filter)
+    decoded = Image.open(io.BytesIO(codec.encode(rgba, "png", config)))
+    assert decoded.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(decoded), rgba)
+
+
 def test_fit_long_side_and_tiny_sides():
     assert geometry.fit_long_side(3000, 2000, 1500, upscale=False) == (1500, 1000)
     assert geometry.fit_long_side(800, 600, 1500, upscale=False) == (800, 600)

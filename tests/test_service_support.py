@@ -7,6 +7,8 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,32 @@ WHITE = (255, 255, 255)
 
 
 # ---- a live server ---------------------------------------------------------------------------
+@contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
+    """A started server with its workers ready; stopped on leaving."""
+    live = LiveServer(settings).start()
+    try:
+        live.wait_ready()
+        yield live
+    finally:
+        live.stop()
+
+
+def post(url: str, data: bytes, timeout: float = 60.0) -> httpx.Response:
+    """One raw-body POST to /v1/cutout on its own connection (as concurrent clients do)."""
+    with httpx.Client(base_url=url, timeout=timeout) as client:
+        return client.post("/v1/cutout", content=data)
+
+
+def restarts(server: LiveServer, reason: str) -> float:
+    """cutout_worker_restarts_total{reason} from the server's /metrics."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    prefix = f'cutout_worker_restarts_total{{reason="{reason}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 class LiveServer:
     """The app under uvicorn on a free port, its worker pool started by the lifespan."""
 

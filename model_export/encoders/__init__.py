@@ -1,4 +1,4 @@
+from .mobilenetv2 import InvertedResidual, MobileNetV2Encoder
 from .resnet import ResNetEncoder, resnet18_encoder
-from .mobilenetv2 import MobileNetV2Encoder, InvertedResidual
 
-__all__ = ["ResNetEncoder", "resnet18_encoder", "MobileNetV2Encoder", "InvertedResidual"]
+__all__ = ["InvertedResidual", "MobileNetV2Encoder", "ResNetEncoder", "resnet18_encoder"]

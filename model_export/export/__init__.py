@@ -1,3 +1,3 @@
-from .onnx_writer import export_all, export_graph, GraphSpec
+from .onnx_writer import GraphSpec, export_all, export_graph
 
-__all__ = ["export_all", "export_graph", "GraphSpec"]
+__all__ = ["GraphSpec", "export_all", "export_graph"]

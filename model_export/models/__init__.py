@@ -1,15 +1,22 @@
+from .config import (
+    MattingConfig,
+    SegmenterConfig,
+    TrimapConfig,
+    build_matting,
+    build_segmenter,
+    build_trimap,
+)
 from .deeplabv3plus import DeepLabV3Plus
 from .matting import AttentionMattingNet, fuse_with_trimap
-from .config import SegmenterConfig, MattingConfig, TrimapConfig, build_segmenter, build_matting, build_trimap
 
 __all__ = [
-    "DeepLabV3Plus",
     "AttentionMattingNet",
-    "fuse_with_trimap",
-    "SegmenterConfig",
+    "DeepLabV3Plus",
     "MattingConfig",
+    "SegmenterConfig",
     "TrimapConfig",
-    "build_segmenter",
     "build_matting",
+    "build_segmenter",
     "build_trimap",
+    "fuse_with_trimap",
 ]

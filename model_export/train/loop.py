@@ -147,7 +147,7 @@ class Trainer:
         # SIGTERM / SIGINT end the run cleanly: checkpoint, validate, keep the best.
         stop = {"requested": False}
 
-        def request_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        def request_stop(signum, frame) -> None:
             stop["requested"] = True
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}

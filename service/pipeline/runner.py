@@ -51,7 +51,8 @@ class PipelineConfig(BaseModel):
     tile_batch: int = Field(4, ge=1)
     tile_placement: Literal["grid", "band"] = "band"
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
-    png_compression: int = Field(2, ge=0, le=9)
+    png_compression: int = Field(1, ge=0, le=9)
+    png_filter: Literal["adaptive", "none", "sub", "up", "avg", "paeth"] = "up"
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(90, ge=1, le=100)
     webp_method: int = Field(2, ge=0, le=6)
@@ -122,8 +123,8 @@ class Pipeline:
                                       config.tile_placement)
         self.layout.check(self.spec.matting.size_multiple)
         self.encode_config = codec.EncodeConfig(
-            config.png_compression, config.jpeg_quality, config.webp_quality, config.webp_method,
-            config.webp_lossless)
+            config.png_compression, config.png_filter, config.jpeg_quality, config.webp_quality,
+            config.webp_method, config.webp_lossless)
         # The ED layer's radii were set for our segmenter's working size: it always runs there,
         # whichever segmenter produced the mask.
         self.trimap_side = self.spec.segmenter.input_size

@@ -92,6 +92,7 @@ class WorkerPool:
         metrics: Metrics | None = None,
         max_frames: int | None = None,
         start_method: str = "forkserver",
+        mmap_threshold_bytes: int = 0,
     ) -> None:
         if workers < 1 or queue_size < 0:
             raise ValueError("need at least one worker and a queue size >= 0")
@@ -104,6 +105,7 @@ class WorkerPool:
         self.log_level = log_level
         self.warm_up = warm_up
         self.max_frames = max_frames
+        self.mmap_threshold_bytes = mmap_threshold_bytes
         self.metrics = metrics or Metrics()
         self.model_version: str | None = None
         self._queue_size = queue_size
@@ -226,7 +228,7 @@ class WorkerPool:
         process = self._context.Process(
             target=worker_main, name=f"cutout-worker-{slot.index}", daemon=True,
             args=(child_conn, self.config, slot.index, self.log_level, self.warm_up,
-                  self.max_frames))
+                  self.max_frames, self.mmap_threshold_bytes))
         await loop.run_in_executor(self._io, process.start)
         child_conn.close()  # so the parent sees EOF when the worker dies
         slot.process, slot.conn, slot.pid = process, parent_conn, process.pid

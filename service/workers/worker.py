@@ -10,19 +10,22 @@ from multiprocessing.connection import Connection
 from ..errors import ServiceError
 from ..pipeline import Pipeline, PipelineConfig, codec
 from ..pipeline.runner import Deadline
+from .memory import fix_mmap_threshold
 from .protocol import STOP, Done, Failed, Job, Ready, SetupFailed
 
 log = logging.getLogger("cutout.worker")
 
 
 def worker_main(conn: Connection, config: PipelineConfig, index: int, log_level: str,
-                warm_up: bool = True, max_frames: int | None = None) -> None:
+                warm_up: bool = True, max_frames: int | None = None,
+                mmap_threshold_bytes: int = 0) -> None:
     logging.basicConfig(level=log_level.upper(),
                         format=f"%(asctime)s worker-{index} %(levelname)s %(name)s: %(message)s")
     # Ctrl-C and a SIGTERM sent to the whole process group reach workers too; the parent
     # decides when they stop (after in-flight work), and they exit when its pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fix_mmap_threshold(mmap_threshold_bytes)
     start = time.perf_counter()
     try:
         pipeline = Pipeline(config)

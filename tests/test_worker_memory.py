@@ -1,0 +1,50 @@
+"""The worker's fixed mmap threshold: image-sized buffers go back to the system when freed.
+
+Each case runs in a fresh interpreter, since the setting is per process. The control case shows
+what the setting prevents (glibc's self-raising threshold keeping freed 16 MiB buffers on the
+heap, pinned by small allocations made meanwhile)."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from service.workers.memory import fix_mmap_threshold
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
+
+PROBE = """
+import json, sys
+import numpy as np
+from service.workers.memory import fix_mmap_threshold
+
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+took = fix_mmap_threshold(int(sys.argv[1]))
+first = np.ones(16 << 20, np.uint8); del first  # glibc's default raises its threshold here
+before, pinned = rss_mib(), []
+for _ in range(6):  # image-sized buffers, each followed by a small long-lived allocation
+    buffer = np.ones(16 << 20, np.uint8); pinned.append(np.ones(1000)); del buffer
+print(json.dumps({"took": took, "growth_mib": rss_mib() - before}))
+"""
+
+
+def probe(threshold_bytes: int) -> dict:
+    done = subprocess.run([sys.executable, "-c", PROBE, str(threshold_bytes)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_fixed_threshold_returns_freed_image_buffers():
+    control, fixed = probe(0), probe(1 << 20)
+    assert not control["took"] and fixed["took"]
+    assert control["growth_mib"] > 12, control  # what the setting is for: a buffer kept
+    assert fixed["growth_mib"] < 4, fixed
+
+
+def test_zero_leaves_the_default():
+    assert fix_mmap_threshold(0) is False
