@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     # Server
     host: str = Field("127.0.0.1", description="address `cutout serve` binds")
     port: int = Field(8000, ge=0, le=65535, description="port `cutout serve` binds")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="`debug`, `info`, `warning` or `error`")
 
     # Models
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="folder with spec.json and the graphs")
@@ -35,9 +36,12 @@ class Settings(BaseSettings):
                                              "(default: its first input)")
     segmenter_output_name: str | None = Field(None, description="external segmenter: output "
                                               "name (default: its first output)")
-    segmenter_mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406))
-    segmenter_std: tuple[float, float, float] = Field((0.229, 0.224, 0.225))
-    segmenter_size_multiple: int = Field(32, gt=0)
+    segmenter_mean: tuple[float, float, float] = Field(
+        (0.485, 0.456, 0.406), description="external segmenter: mean of RGB / 255 (ImageNet's)")
+    segmenter_std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="external segmenter: std of RGB / 255 (ImageNet's)")
+    segmenter_size_multiple: int = Field(32, gt=0, description="external segmenter: its input "
+                                         "is padded to a multiple of this")
     segmenter_resize: Literal["long_side", "square"] = Field(
         "long_side", description="external segmenter: keep aspect (pad) or stretch to a square")
     segmenter_activation: Literal["none", "sigmoid", "minmax"] = Field(
@@ -119,10 +123,10 @@ class Settings(BaseSettings):
     png_filter: Literal["adaptive", "none", "sub", "up", "avg", "paeth"] = Field(
         "up", description="PNG row filter: 'adaptive' tries all five per row (libpng's default, "
         "about 2x the encode time for the same size on cutouts)")
-    jpeg_quality: int = Field(90, ge=1, le=100)
-    webp_quality: int = Field(90, ge=1, le=100)
+    jpeg_quality: int = Field(90, ge=1, le=100, description="quality of JPEG answers")
+    webp_quality: int = Field(90, ge=1, le=100, description="quality of lossy WebP answers")
     webp_method: int = Field(2, ge=0, le=6, description="WebP effort (0 fast - 6 small)")
-    webp_lossless: bool = False
+    webp_lossless: bool = Field(False, description="lossless WebP answers")
 
     @field_validator("api_keys", mode="before")
     @classmethod

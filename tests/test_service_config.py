@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -58,3 +59,14 @@ def test_serving_code_never_imports_torch():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_readme_settings_table_is_the_generated_one():
+    """Every setting, its flag and its default in the README come from the code
+    (`python -m service.settings_table` regenerates the block)."""
+    from service import settings_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    begin, end = readme.index(settings_table.BEGIN), readme.index(settings_table.END)
+    block = readme[begin + len(settings_table.BEGIN):end].strip()
+    assert block == settings_table.markdown_table()

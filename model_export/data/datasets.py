@@ -9,6 +9,7 @@ per worker.
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,15 @@ EVAL_SETS = ("studio", "cluttered")
 
 
 def worker_init(_: int = 0) -> None:
-    """DataLoader ``worker_init_fn``: one thread per worker for OpenCV and torch."""
+    """DataLoader ``worker_init_fn``: one thread per worker for OpenCV and torch.
+
+    Loader workers ignore SIGTERM / SIGINT: a signal sent to the whole run (`pkill -f`, Ctrl-C,
+    a process-group kill) must reach only the trainer, which checkpoints and then stops them;
+    a worker dying first would crash the trainer before it saves."""
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _ccp_ids(split: str, root: Path = CCP_ROOT) -> list[str]:
