@@ -119,10 +119,10 @@ def run(model_dir: Path, sizes: list[int], runs: int, threads: int) -> str:
     params = torch_parameter_counts(spec)
     lines = [
         f"models: {model_dir} (version {spec.get('version', '?')})",
-        f"onnxruntime {ort.__version__}, CPUExecutionProvider, intra_op_num_threads={threads}, "
-        f"sequential, batch 1, median (min) of {runs} runs after 1 warm-up",
-        f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        (f"onnxruntime {ort.__version__}, CPUExecutionProvider, intra_op_num_threads={threads}, "
+         f"sequential, batch 1, median (min) of {runs} runs after 1 warm-up"),
+        (f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"),
         "",
     ]
     header = "| graph | params | ONNX weights | " + " | ".join(f"{s}x{s} ms" for s in sizes) + " |"

@@ -69,8 +69,8 @@ def default_images(count: int = 6) -> list[tuple[str, np.ndarray]]:
         sets = evaluation_sets()
         for name in ("studio", "cluttered"):
             images += [(f"{name} {item_id}", rgb) for item_id, rgb, _ in sets.get(name, [])[:2]]
-    except Exception:  # noqa: BLE001 - composites are optional extras on the sheet
-        pass
+    except Exception as exc:  # noqa: BLE001 - composites are optional extras on the sheet
+        print(f"contact sheet: no held-out composites ({exc}); real photos only")
     return images
 
 

@@ -43,7 +43,7 @@ def box_radius(binary: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
 
     An empty mask has h = w = 0, hence radius 0.
     """
-    n, _, height, width = binary.shape
+    _, _, height, width = binary.shape
     rows = binary.amax(dim=(1, 3))  # [N, H]: 1 where the row holds foreground
     cols = binary.amax(dim=(1, 2))  # [N, W]
     box_h = _extent(rows, height)
