@@ -1,6 +1,6 @@
 """ONNX Runtime knobs on the AlphaNet graphs: optimisation level, threads, spinning, INT8.
 
-    python -m bench.ort_knobs --models .cache/interim_models [--int8-dir DIR] [--runs 7]
+    python -m bench.ort_knobs --models models [--int8-dir DIR] [--runs 7]
 
 Times the segmenter at the service's working shape (320 x 224: a 3:2 portrait at 320 px, padded
 to 32) and the matting net on a batch of 4 tiles of 128 px and on one 512 x 352 frame, for each

@@ -1,7 +1,7 @@
 """Soak: many requests of mixed sizes and outputs against a real server; nothing lost, nothing
 mixed up, worker memory flat.
 
-    python -m bench.soak [--models .cache/interim_models] [--requests 2000] [--concurrency 16]
+    python -m bench.soak [--models models] [--requests 2000] [--concurrency 16]
                          [--min-mp 0.3] [--max-mp 12] [--workers 1] [--env ORT_MEM_ARENA=false]
 
 It starts `cutout serve` on 127.0.0.1 (a free port, queue deep enough for the concurrency),
@@ -40,7 +40,7 @@ from PIL import Image
 
 from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
 
-DEFAULT_MODELS = REPO / ".cache" / "interim_models"
+DEFAULT_MODELS = REPO / "models"
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 RSS_GROWTH_LIMIT = 0.10
 

@@ -1,6 +1,6 @@
 """In-process sweep of pipeline settings at 1500 px: time per stage, tiles, band pixels.
 
-    python -m bench.sweep --models .cache/interim_models --images 8 \\
+    python -m bench.sweep --models models --images 8 \\
         --config matting_side=0 --config matting_side=768 --config matting_side=768,tile_size=128
 
 Each --config is comma-separated PipelineConfig fields (key=value); every config gets its own
