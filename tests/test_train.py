@@ -109,3 +109,36 @@ def test_sigterm_stops_a_run_with_a_checkpoint(tmp_path, monkeypatch):
     events = [json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()]
     assert events[-1] == "stopped"
     assert trainer.elapsed < 60 * 60
+
+
+def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
+    """A checkpoint packed for a lent GPU (float16 EMA weights in shards) starts a new run with
+    those weights, and the export reads it as it reads a checkpoint."""
+    from model_export.export.__main__ import _load
+    from model_export.models import SegmenterConfig, build_segmenter
+    from model_export.train import travel
+
+    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
+    config = TrainConfig(task="seg", run_dir=tmp_path / "cpu", time_budget_min=0.005, batch_size=2,
+                         loader_workers=0, log_every_steps=1)
+    trainer = Trainer(config)
+    trainer.fit(_Discs())
+    checkpoint = tmp_path / "cpu" / "last.pt"
+    files = travel.pack(checkpoint, tmp_path / "travel", shard_mib=8)
+    shards = [f for f in files if f.suffix == ".pt"]
+    assert len(shards) >= 2  # the ~23 MB of float16 weights do not fit one 8 MiB shard
+    assert all(f.stat().st_size <= 8 * 2**20 for f in shards)
+    assert sum(f.stat().st_size for f in files) < checkpoint.stat().st_size / 6
+
+    ema = trainer.ema.model.state_dict()
+    started = Trainer(config.model_copy(update={"run_dir": tmp_path / "gpu",
+                                                "init_weights": tmp_path / "travel"}))
+    assert started.step == 0
+    for name, value in started.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, ema[name].half().float())
+    events = [json.loads(line).get("event") for line in (tmp_path / "gpu" / "train.log").read_text().splitlines()]
+    assert events == ["initialised"]
+
+    net, net_config, _ = _load(tmp_path / "travel", build_segmenter, SegmenterConfig)
+    assert net_config == SegmenterConfig(**torch.load(checkpoint, weights_only=False)["model_config"])

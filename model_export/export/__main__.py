@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from ..models import MattingConfig, SegmenterConfig, TrimapConfig, build_matting, build_segmenter
+from ..train.travel import load_checkpoint
 from .onnx_writer import export_all, random_models
 
 
 def _load(checkpoint: Path, build, config_cls):
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     config = config_cls(**state["model_config"])
     net = build(config)
     net.load_state_dict(state["ema"] if state.get("ema") else state["model"])
@@ -24,10 +23,13 @@ def _load(checkpoint: Path, build, config_cls):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--segmenter", type=Path, help="segmentation training checkpoint")
-    parser.add_argument("--matting", type=Path, help="matting training checkpoint")
+    parser.add_argument("--segmenter", type=Path, help="segmentation training checkpoint (or travel folder)")
+    parser.add_argument("--matting", type=Path, help="matting training checkpoint (or travel folder)")
     parser.add_argument("--random", action="store_true", help="export untrained weights")
     parser.add_argument("--version", default="dev")
+    parser.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16",
+                        help="how the weights are stored (float16: half the size, float32 "
+                        "arithmetic; docs/architecture.md)")
     args = parser.parse_args(argv)
 
     trimap_config = TrimapConfig()
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             "matting": mat_state.get("train_config"),
         }
     spec = export_all(args.out, segmenter, matting, seg_config, trimap_config, mat_config,
-                      args.version, extra)
+                      args.version, extra, weights_dtype=args.weights_dtype)
     for stage in ("segmenter", "trimap", "matting"):
         print(f"wrote {args.out / spec[stage]['file']}")
 

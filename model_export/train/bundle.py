@@ -2,12 +2,8 @@
 machine (the device tool carries at most 64 MiB; ../shared does not travel).
 
 The bundle is a data cache of the usual layout (fg/, bg/, eval/) plus a CCP folder, downscaled
-and subsampled until it fits `--max-mb`. On the GPU machine:
-
-    python -m model_export.train seg --device cuda --data-cache BUNDLE/cache \\
-        --ccp-root BUNDLE/ccp_fashion --run-dir runs/seg --batch-size 64 --loader-workers 12
-
-and bring runs/seg/last.pt back through $OUT (the checkpoint resumes on CPU as it is).
+and subsampled until it fits `--max-mb`. The weights travel separately, as a travel folder
+(`model_export/train/travel.py`); docs/training.md section 4 has the whole round trip.
 """
 from __future__ import annotations
 
@@ -42,13 +38,14 @@ def _size_mb(path: Path) -> float:
 
 
 def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
-         max_mb: float = 60.0, fg_share: float = 0.35, seed: int = 0) -> Path:
+         max_mb: float = 60.0, fg_share: float = 0.35, seed: int = 0,
+         ccp_side: int = 512) -> Path:
     if out.exists():
         shutil.rmtree(out)
     rng = random.Random(seed)
     for item in ccp_ids(ccp_root):
-        _downscale(ccp_root / "image" / f"{item}.jpg", out / "ccp_fashion" / "image" / f"{item}.jpg", 512)
-        _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", 512)
+        _downscale(ccp_root / "image" / f"{item}.jpg", out / "ccp_fashion" / "image" / f"{item}.jpg", ccp_side)
+        _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", ccp_side)
     for split in ("train", "val"):
         for path in sorted((cache / "bg" / split).glob("*.jpg")):
             _downscale(path, out / "cache" / "bg" / split / path.name, 640, 85)
@@ -75,8 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(".cache/bundle"))
     parser.add_argument("--max-mb", type=float, default=60.0)
+    parser.add_argument("--ccp-side", type=int, default=512, help="long side of the CCP photos")
     args = parser.parse_args(argv)
-    pack(args.out, max_mb=args.max_mb)
+    pack(args.out, max_mb=args.max_mb, ccp_side=args.ccp_side)
 
 
 if __name__ == "__main__":

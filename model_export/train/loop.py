@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from .config import TrainConfig
 from .tasks import build_task
+from .travel import load_checkpoint
 
 
 class EMA:
@@ -69,6 +70,8 @@ class Trainer:
 
     def _resume(self) -> None:
         if not self.last_path.exists():
+            if self.config.init_weights is not None:
+                self._initialise(Path(self.config.init_weights))
             return
         state = torch.load(self.last_path, map_location=self.config.device, weights_only=False)
         self.model.load_state_dict(state["model"])
@@ -77,6 +80,15 @@ class Trainer:
         self.step, self.elapsed, self.best = state["step"], state["elapsed"], state.get("best")
         self.epoch = state.get("epoch", 0)
         self.log({"event": "resumed", "step": self.step, "elapsed_min": self.elapsed / 60})
+
+    def _initialise(self, source: Path) -> None:
+        """A new run from trained weights: both the net and its EMA start from them; the
+        optimiser, warm-up and schedule start afresh."""
+        state = load_checkpoint(source)
+        weights = state.get("ema") or state["model"]
+        self.model.load_state_dict(weights)
+        self.ema.model.load_state_dict(weights)
+        self.log({"event": "initialised", "from": str(source), "source_step": state.get("step")})
 
     def _state(self) -> dict:
         model_config = self.config.segmenter if self.config.task == "seg" else self.config.matting
