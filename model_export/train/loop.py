@@ -15,6 +15,7 @@ import signal
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -48,6 +49,9 @@ class Trainer:
         self.run_dir = Path(config.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)
+        # No OpenCV thread pool in the trainer: a loader worker forked after the pool started
+        # (validation resizes with OpenCV) hung in its own cv2.setNumThreads (seen in a run).
+        cv2.setNumThreads(1)
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         np.random.seed(config.seed)
