@@ -40,7 +40,7 @@ from PIL import Image
 
 from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
 
-DEFAULT_MODELS = REPO / "models"
+DEFAULT_MODELS = Path("models")  # relative: printed and stored as given
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 RSS_GROWTH_LIMIT = 0.10
 

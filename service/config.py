@@ -71,9 +71,10 @@ class Settings(BaseSettings):
     max_pixels: int = Field(50_000_000, gt=0, le=170_000_000,
                             description="decoded pixel limit, checked on the header (413)")
     worker_mmap_threshold_kib: int = Field(
-        1024, ge=0, description="glibc mmap threshold fixed in each worker, so image-sized "
-        "buffers go back to the system when freed (flat RSS under varying sizes); 0 keeps "
-        "glibc's self-adjusting default")
+        32768, ge=0, description="glibc mmap threshold fixed in each worker: buffers up to it "
+        "are reused from the heap, larger ones (images over ~8 MP) are mapped and given back "
+        "when freed, and the heap's free top is trimmed (docs/reliability.md); 0 keeps glibc's "
+        "self-adjusting default")
     max_frames: int = Field(1000, ge=1, description="frames / pages an animated or multi-page "
                             "input may hold (413); only the first is used")
 
