@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
+from bench.server import REPO, percentile, rss_mib, server_env, start_server, worker_pids
 
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
 ISNET = REPO / ".cache" / "peers" / "isnet.onnx"
@@ -179,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--plot", type=Path, help="write a per-stage latency PNG here")
     args = parser.parse_args(argv)
-    env = {}
-    for item in args.env:
-        name, _, value = item.partition("=")
-        name = name.upper()
-        env[name if name.startswith("CUTOUT_") else f"CUTOUT_{name}"] = value
+    env = server_env(args.env)
 
     if not (args.models / "spec.json").is_file():
         raise SystemExit(f"{args.models} has no spec.json: export models first (python -m "

@@ -19,7 +19,8 @@ import numpy as np
 
 from bench.server import REPO
 from service.pipeline import codec
-from service.pipeline.compose import _straight_rgba
+from service.pipeline.compose import compose
+from service.pipeline.options import CutoutOptions
 
 CCP = REPO.parent / "shared" / "data" / "ccp_fashion"
 SETTINGS = [(2, "adaptive"), (1, "adaptive"), (1, "up"), (2, "up"), (1, "sub"), (1, "paeth"),
@@ -37,7 +38,7 @@ def cutouts(count: int, side: int) -> list[np.ndarray]:
         size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
         alpha = cv2.GaussianBlur(cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR), (5, 5), 0)
-        out.append(_straight_rgba(rgb, alpha))
+        out.append(compose(rgb, alpha, CutoutOptions()).pixels)
     return out
 
 

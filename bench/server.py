@@ -15,6 +15,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+def server_env(items: list[str]) -> dict[str, str]:
+    """`--env NAME=VALUE` arguments as CUTOUT_NAME=VALUE environment entries for the server."""
+    env = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        name = name.upper()
+        env[name if name.startswith("CUTOUT_") else f"CUTOUT_{name}"] = value
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

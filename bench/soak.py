@@ -38,7 +38,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.server import REPO, percentile, rss_mib, start_server, worker_pids
+from bench.server import REPO, percentile, rss_mib, server_env, start_server, worker_pids
 
 DEFAULT_MODELS = Path("models")  # relative: printed and stored as given
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "ccp_fashion" / "image"
@@ -213,11 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="server setting, e.g. --env ORT_MEM_ARENA=false")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    env = {}
-    for item in args.env:
-        name, _, value = item.partition("=")
-        name = name.upper()
-        env[name if name.startswith("CUTOUT_") else f"CUTOUT_{name}"] = value
+    env = server_env(args.env)
     if not (args.models / "spec.json").is_file():
         raise SystemExit(f"{args.models} has no spec.json: pass --models")
 

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..models import MattingConfig, SegmenterConfig, TrimapConfig, build_matting, build_segmenter
-from ..train.travel import load_checkpoint
+from ..train.travel import load_checkpoint, shipped_weights
 from .onnx_writer import export_all, random_models
 
 
@@ -16,7 +16,7 @@ def _load(checkpoint: Path, build, config_cls):
     state = load_checkpoint(checkpoint)
     config = config_cls(**state["model_config"])
     net = build(config)
-    net.load_state_dict(state["ema"] if state.get("ema") else state["model"])
+    net.load_state_dict(shipped_weights(state))
     return net, config, state
 
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from .config import TrainConfig
 from .tasks import build_task
-from .travel import load_checkpoint
+from .travel import load_checkpoint, shipped_weights
 
 
 class EMA:
@@ -89,7 +89,7 @@ class Trainer:
         """A new run from trained weights: both the net and its EMA start from them; the
         optimiser, warm-up and schedule start afresh."""
         state = load_checkpoint(source)
-        weights = state.get("ema") or state["model"]
+        weights = shipped_weights(state)
         self.model.load_state_dict(weights)
         self.ema.model.load_state_dict(weights)
         self.log({"event": "initialised", "from": str(source), "source_step": state.get("step")})

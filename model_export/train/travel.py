@@ -27,11 +27,17 @@ SHARD = "weights-{:02d}.pt"
 _KEPT = ("step", "epoch", "elapsed", "best", "model_config", "train_config")
 
 
+def shipped_weights(state: dict) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stands for: its EMA when it has one (what is validated and
+    exported), else the raw net's."""
+    return state.get("ema") or state["model"]
+
+
 def pack(checkpoint: Path, out: Path, shard_mib: float = 15.0) -> list[Path]:
     """Write the checkpoint's EMA weights (float16) in shards, and its configs; returns the
     files written."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    weights = state.get("ema") or state["model"]
+    weights = shipped_weights(state)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("weights-*.pt"):
         old.unlink()
