@@ -26,8 +26,9 @@ class TrainConfig(BaseModel):
     data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")
     ccp_root: Path | None = Field(None, description="CCP folder (default ../shared/data/ccp_fashion)")
     init_weights: Path | None = Field(
-        None, description="start a new run from these weights (a checkpoint or a travel folder, "
-        "model_export/train/travel.py) when the run folder has no last.pt")
+        None, description="start a new run from these weights (a checkpoint, a travel folder "
+        "(model_export/train/travel.py) or an exported graph such as models/segmenter.onnx) "
+        "when the run folder has no last.pt")
     checkpoint_every_min: float = 5.0
     validate_every_min: float = 15.0
     log_every_steps: int = 20

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..onnx_import import load_onnx_weights
 from .config import TrainConfig
 from .tasks import build_task
 from .travel import load_checkpoint, shipped_weights
@@ -86,13 +87,28 @@ class Trainer:
         self.log({"event": "resumed", "step": self.step, "elapsed_min": self.elapsed / 60})
 
     def _initialise(self, source: Path) -> None:
-        """A new run from trained weights: both the net and its EMA start from them; the
-        optimiser, warm-up and schedule start afresh."""
-        state = load_checkpoint(source)
-        weights = shipped_weights(state)
+        """A new run from trained weights (a checkpoint, a travel folder or an exported graph):
+        both the net and its EMA start from them; the optimiser, warm-up and schedule start
+        afresh."""
+        if source.suffix == ".onnx":
+            load_onnx_weights(self.model, source, self._calibration_inputs())
+            weights, source_step = self.model.state_dict(), None
+        else:
+            state = load_checkpoint(source)
+            weights, source_step = shipped_weights(state), state.get("step")
         self.model.load_state_dict(weights)
         self.ema.model.load_state_dict(weights)
-        self.log({"event": "initialised", "from": str(source), "source_step": state.get("step")})
+        self.model.train()
+        self.log({"event": "initialised", "from": str(source), "source_step": source_step})
+
+    def _calibration_inputs(self, batches: int = 8):
+        """Training inputs for the BatchNorm statistics a graph's folded convs lack."""
+        loader = DataLoader(self.task.dataset(), batch_size=self.config.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(self.config.seed))
+        for index, batch in enumerate(loader):
+            if index == batches:
+                return
+            yield self.task.inputs({k: v.to(self.config.device) for k, v in batch.items()})
 
     def _state(self) -> dict:
         model_config = self.config.segmenter if self.config.task == "seg" else self.config.matting

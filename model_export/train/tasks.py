@@ -54,8 +54,11 @@ class SegmentationTask:
         return SegmentationDataset("train", size=self.config.size, seed=self.config.seed,
                                    **_data_paths(self.config))
 
+    def inputs(self, batch: dict) -> torch.Tensor:
+        return batch["image"]
+
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(batch["image"])
+        logits = model(self.inputs(batch))
         loss = bce_dice_loss(logits, batch["mask"])
         return loss, {"loss": loss.item()}
 
@@ -106,10 +109,14 @@ class MattingTask:
         translucent = (gt_alpha > 0.02) & (gt_alpha < 0.98)
         return torch.where(translucent, torch.full_like(trimap, 0.5), trimap)
 
+    def inputs(self, batch: dict) -> torch.Tensor:
+        return torch.cat([batch["image"], self.make_trimap(batch["alpha"])], dim=1)
+
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         gt = batch["alpha"]
-        trimap = self.make_trimap(gt)
-        raw = model.forward_raw(torch.cat([batch["image"], trimap], dim=1))
+        x = self.inputs(batch)
+        trimap = x[:, 3:]
+        raw = model.forward_raw(x)
         unknown = (trimap == 0.5).to(raw.dtype)
         loss, parts = matting_loss(raw, gt, batch["fg"], batch["bg"], unknown)
         return loss, {"loss": loss.item(), **parts}
