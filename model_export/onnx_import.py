@@ -30,9 +30,6 @@ def _graph_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     the float32 the Cast produces."""
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:
-        if node.op_type == "Constant":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    for node in graph.node:
         if node.op_type == "Cast" and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]].astype(np.float32)
     return values

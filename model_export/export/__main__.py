@@ -31,9 +31,16 @@ def _load(checkpoint: Path, build, config_cls):
     return net, config, state
 
 
+def _spec_beside(graph: Path) -> dict | None:
+    path = Path(graph).parent / SPEC_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _load_graph(path: Path, build, config_cls):
     stage = STAGE_OF_CONFIG[config_cls]
-    spec = json.loads((path.parent / SPEC_NAME).read_text())
+    spec = _spec_beside(path)
+    if spec is None:
+        raise FileNotFoundError(f"no {SPEC_NAME} beside {path}")
     config = config_cls(**{k: v for k, v in spec[stage].items() if k in config_cls.model_fields})
     channels = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1].dim_value
     # Any inputs will do: in eval mode the imported net is exactly the graph, whatever the
@@ -48,8 +55,8 @@ def _training_record(state: dict, stage: str) -> dict | None:
     record, so spec.json keeps the whole lineage of the weights."""
     record = state.get("train_config")
     source = (record or {}).get("init_weights")
-    if source and str(source).endswith(".onnx") and (Path(source).parent / SPEC_NAME).exists():
-        previous = json.loads((Path(source).parent / SPEC_NAME).read_text())
+    previous = _spec_beside(source) if source and str(source).endswith(".onnx") else None
+    if previous is not None:
         record = {**record, "initialised_from": {
             "version": previous.get("version"),
             "training": previous.get("training", {}).get(stage)}}

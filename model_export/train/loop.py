@@ -92,12 +92,12 @@ class Trainer:
         afresh."""
         if source.suffix == ".onnx":
             load_onnx_weights(self.model, source, self._calibration_inputs())
-            weights, source_step = self.model.state_dict(), None
+            source_step = None
         else:
             state = load_checkpoint(source)
-            weights, source_step = shipped_weights(state), state.get("step")
-        self.model.load_state_dict(weights)
-        self.ema.model.load_state_dict(weights)
+            self.model.load_state_dict(shipped_weights(state))
+            source_step = state.get("step")
+        self.ema.model.load_state_dict(self.model.state_dict())
         self.model.train()
         self.log({"event": "initialised", "from": str(source), "source_step": source_step})
 
