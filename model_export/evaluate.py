@@ -52,7 +52,8 @@ def _with_input_size(model_dir: Path, input_size: int | None) -> Path:
 def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
     out = {"mask_iou": iou(prob, gt), "mask_bf": boundary_f_score(prob, gt)}
     if alpha is not None:
-        out.update(iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt), mad=mad(alpha, gt),
+        # The mask's own MAD tells whether the matting stage improves on the segmenter's edge.
+        out.update(mask_mad=mad(prob, gt), iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt), mad=mad(alpha, gt),
                    grad=gradient_error(alpha, gt))
     return out
 
@@ -116,7 +117,9 @@ def parse_settings(items: list[str]) -> dict:
 
 def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
              matting: str = "auto", input_size: int | None = None, teacher: bool = True,
-             threads: int = 2, settings: dict | None = None, upscale: int | None = None) -> dict:
+             threads: int = 2, settings: dict | None = None, upscale: int | None = None,
+             data: dict | None = None) -> dict:
+    """`data`: the sets as `evaluation_sets()` gives them (default: the built cache's)."""
     from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
 
     from .data import evaluation_sets
@@ -127,13 +130,13 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
     # Scores of enlarged photos are not the teacher's cached ones.
     peer = load_teacher() if teacher and not upscale else None
     teacher_scores = TeacherScores(peer) if peer is not None else None
-    data = evaluation_sets()
+    data = evaluation_sets() if data is None else data
     report: dict = {"models": str(model_dir), "version": pipeline.version, "matting": matting,
                     "input_size": input_size or pipeline.spec.segmenter.input_size,
                     "settings": settings, "upscale": upscale, "sets": {}}
     mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
     for name in sets:
-        rows, peer_rows, seconds = [], [], []
+        rows, peer_rows, seconds, ids = [], [], [], []
         for item_id, rgb, gt in data.get(name, [])[:limit]:
             if upscale:
                 rgb, gt = upscaled(rgb, gt, upscale)
@@ -143,6 +146,7 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
             alpha = _grey(pipeline.run(body, alpha_opts).body)
             seconds.append(time.perf_counter() - start)
             rows.append(_scores(prob, alpha, gt))
+            ids.append(item_id)
             if teacher_scores is not None:
                 peer_rows.append(teacher_scores(name, item_id, rgb, gt))
         if not rows:
@@ -150,10 +154,30 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
         entry = {"n": len(rows), "ours": _mean(rows), "seconds_per_image": float(np.mean(seconds))}
         if peer_rows:
             entry["isnet"] = _mean(peer_rows)
+        # Per image, so that an error analysis is read off the report, not a throwaway script.
+        entry["images"] = [{"id": i, "ours": r, **({"isnet": peer_rows[k]} if peer_rows else {})}
+                           for k, (i, r) in enumerate(zip(ids, rows))]
         report["sets"][name] = entry
     if input_size is not None:
         shutil.rmtree(Path(pipeline.config.model_dir), ignore_errors=True)
     return report
+
+
+def worst_images(report: dict, count: int) -> str:
+    """The `count` images of each set with the lowest mask IoU, beside the teacher's IoU on them."""
+    lines = [f"{'set':<10} {'image':<28} {'maskIoU':>8} {'IoU':>7} {'isnet':>7}"]
+    for name, entry in report["sets"].items():
+        for image in sorted(entry["images"], key=lambda r: r["ours"]["mask_iou"])[:count]:
+            teacher = image.get("isnet", {}).get("mask_iou")
+            lines.append(f"{name:<10} {image['id']:<28} {image['ours']['mask_iou']:>8.4f} "
+                         f"{image['ours']['iou']:>7.4f} "
+                         + (f"{teacher:>7.4f}" if teacher is not None else f"{'-':>7}"))
+    return "\n".join(lines)
+
+
+def _cell(scores: dict, key: str) -> str:
+    """Reports written before a figure existed lack it: a dash, not a crash."""
+    return f"{scores[key]:>8.5f}" if key in scores else f"{'-':>8}"
 
 
 def format_report(report: dict) -> str:
@@ -161,16 +185,17 @@ def format_report(report: dict) -> str:
              f"segmenter input {report['input_size']} px"
              + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
              + (f", settings {report['settings']}" if report.get("settings") else "")]
-    header = f"{'set':<10} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'IoU':>7} {'BF':>7} {'MAD':>8} {'Grad':>8} {'s/img':>6}"
+    header = f"{'set':<10} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} {'BF':>7} {'MAD':>8} {'Grad':>8} {'s/img':>6}"
     lines.append(header)
     for name, entry in report["sets"].items():
         o = entry["ours"]
         lines.append(f"{name:<10} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} {o['mask_bf']:>7.4f} "
-                     f"{o['iou']:>7.4f} {o['bf']:>7.4f} {o['mad']:>8.5f} {o['grad']:>8.3f} "
+                     f"{_cell(o, 'mask_mad')} {o['iou']:>7.4f} {o['bf']:>7.4f} {o['mad']:>8.5f} {o['grad']:>8.3f} "
                      f"{entry['seconds_per_image']:>6.2f}")
         if "isnet" in entry:
             p = entry["isnet"]
-            lines.append(f"{name:<10} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f}")
+            lines.append(f"{name:<10} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f} "
+                         f"{_cell(p, 'mask_mad')}")
     return "\n".join(lines)
 
 
@@ -205,7 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upscale", type=int, default=None, metavar="SIDE",
                         help="enlarge each photo (Lanczos) and its GT (bilinear) to this long "
                         "side first, e.g. 1500 (the service's inference size)")
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--json", type=Path, help="also write the report here (with per-image figures)")
+    parser.add_argument("--worst", type=int, default=0, metavar="N",
+                        help="also list the N images of each set with the lowest mask IoU")
     parser.add_argument("--teacher-only", action="store_true", help="only score the ISNet teacher")
     args = parser.parse_args(argv)
     if args.teacher_only:
@@ -217,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
                       args.input_size, not args.no_teacher, args.threads, settings, args.upscale)
     print(format_report(report))
+    if args.worst:
+        print(worst_images(report, args.worst))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -147,3 +147,25 @@ def test_datasets_work_without_any_built_data(tmp_path: Path) -> None:
     assert seg[0]["mask"].shape == (1, 64, 64)
     assert mat[0]["alpha"].shape == (1, 64, 64)
     assert evaluation_sets(tmp_path, ccp_root=missing) == {}
+
+
+def test_evaluate_reports_each_image_through_the_serving_pipeline(
+        built: tuple[Path, Roots, dict], random_model_dir: Path) -> None:
+    from model_export.evaluate import evaluate, worst_images
+
+    cache, roots, _ = built
+    sets = evaluation_sets(cache, ccp_root=roots.ccp)
+    report = evaluate(random_model_dir, sets=("studio", "cluttered"), teacher=False, threads=1,
+                      data=sets)
+    for name in ("studio", "cluttered"):
+        entry = report["sets"][name]
+        assert entry["n"] == EVAL[name] == len(entry["images"])
+        assert [image["id"] for image in entry["images"]] == [item[0] for item in sets[name]]
+        for key in ("mask_iou", "mask_bf", "iou", "bf", "mad"):
+            per_image = [image["ours"][key] for image in entry["images"]]
+            assert all(0.0 <= v <= 1.0 for v in per_image), key
+            assert entry["ours"][key] == pytest.approx(np.mean(per_image)), key
+    listing = worst_images(report, 1).splitlines()
+    assert len(listing) == 1 + 2  # header, one image per set
+    lowest = min(report["sets"]["studio"]["images"], key=lambda r: r["ours"]["mask_iou"])
+    assert lowest["id"] in listing[1]

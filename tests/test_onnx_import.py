@@ -11,7 +11,12 @@ import torch
 from test_export import MATTING, SEGMENTER, _inputs, _session, _with_contrast
 from test_train import _Discs
 
-from model_export.export.onnx_writer import _Probability, export_graph, random_models, store_weights_as_float16
+from model_export.export.onnx_writer import (
+    _Probability,
+    export_graph,
+    random_models,
+    store_weights_as_float16,
+)
 from model_export.models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
 from model_export.onnx_import import load_onnx_weights
 from model_export.train.config import TrainConfig

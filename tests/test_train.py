@@ -62,6 +62,30 @@ def test_training_trimap_marks_every_translucent_pixel_unknown(tmp_path):
     assert (trimap[:, :, 0, 0] == 0.0).all()
 
 
+def test_matting_trimaps_from_the_segmenters_own_prediction(tmp_path, random_model_dir):
+    """With --trimap-segmenter the trimap is the ED layer on what the shipped segmenter graph
+    predicts (no GT written into it), as the service builds it."""
+    import onnxruntime as ort
+
+    graph = random_model_dir / "segmenter.onnx"
+    task = MattingTask(TrainConfig(task="matting", run_dir=tmp_path, trimap_segmenter=graph,
+                                   segmenter_trimap_share=1.0))
+    batch = _disc_batch(n=2)
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    graph_mask = session.run(None, {name: batch["image"].numpy()})[0] > 0.5
+    torch_mask = task.segmenter_mask(batch["image"]).numpy() > 0.5
+    assert (graph_mask == torch_mask).mean() > 0.99
+    trimap = task.make_trimap(batch["alpha"], batch["image"])
+    # Erosion and dilation of the segmenter's mask (random rates): known foreground lies inside
+    # it, known background outside, whatever the GT says.
+    known = trimap != 0.5
+    assert known.any()
+    assert torch.equal(trimap[known] == 1.0, torch.from_numpy(torch_mask)[known])
+    # Without an image (or with share 0) the GT path is kept.
+    assert set(task.make_trimap(batch["alpha"]).unique().tolist()) <= {0.0, 0.5, 1.0}
+
+
 class _Discs(torch.utils.data.Dataset):
     def __init__(self) -> None:
         batch = _disc_batch(n=1)
@@ -114,9 +138,9 @@ def test_sigterm_stops_a_run_with_a_checkpoint(tmp_path, monkeypatch):
 def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
     """A checkpoint packed for a lent GPU (float16 EMA weights in shards) starts a new run with
     those weights, and the export reads it as it reads a checkpoint."""
-    from model_export.export.__main__ import _load
     from model_export.models import SegmenterConfig, build_segmenter
     from model_export.train import travel
+    from model_export.trained import load_trained
 
     monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
     config = TrainConfig(task="seg", run_dir=tmp_path / "cpu", time_budget_min=0.005, batch_size=2,
@@ -140,5 +164,5 @@ def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
     events = [json.loads(line).get("event") for line in (tmp_path / "gpu" / "train.log").read_text().splitlines()]
     assert events == ["initialised"]
 
-    net, net_config, _ = _load(tmp_path / "travel", build_segmenter, SegmenterConfig)
+    _net, net_config, _ = load_trained(tmp_path / "travel", build_segmenter, SegmenterConfig)
     assert net_config == SegmenterConfig(**torch.load(checkpoint, weights_only=False)["model_config"])

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, field in TrainConfig.model_fields.items():
         if name in ("task", "run_dir", "segmenter", "matting", "trimap_rate_range"):
             continue
-        kind = Path if name in ("data_cache", "ccp_root", "init_weights") else field.annotation
+        kind = Path if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter") else field.annotation
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                             help=field.description)
     args = parser.parse_args(argv)

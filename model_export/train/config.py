@@ -34,5 +34,11 @@ class TrainConfig(BaseModel):
     log_every_steps: int = 20
     # Matting: ED trimap rates drawn per sample from this range (fraction of (h+w)/2).
     trimap_rate_range: tuple[float, float] = (0.01, 0.05)
+    trimap_segmenter: Path | None = Field(
+        None, description="matting: segmenter weights (e.g. models/segmenter.onnx) whose own "
+        "predictions give a share of the training trimaps, so the net learns the band the "
+        "service gives it, misplaced edges and all")
+    segmenter_trimap_share: float = Field(
+        0.5, description="matting: share of batches whose trimap comes from --trimap-segmenter")
     segmenter: SegmenterConfig = SegmenterConfig()
     matting: MattingConfig = MattingConfig()

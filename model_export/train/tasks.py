@@ -82,13 +82,22 @@ class SegmentationTask:
 
 
 class MattingTask:
-    """Trimaps come from the ED layer itself on the GT mask, with per-sample random rates, so
-    the net sees the band widths the service's trimap graph produces."""
+    """Trimaps come from the ED layer itself, with per-sample random rates, so the net sees the
+    band widths the service's trimap graph produces: on the GT mask, and (with
+    `trimap_segmenter`) on a share of batches on the segmenter's own prediction, whose edges
+    sit where the service's will, not on the true boundary."""
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.model = build_matting(config.matting)
         self.ed = EDTrimap(max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2))
+        self.segmenter = None
+        if config.trimap_segmenter is not None:
+            from ..models import SegmenterConfig
+            from ..trained import load_trained
+
+            net, _, _ = load_trained(config.trimap_segmenter, build_segmenter, SegmenterConfig)
+            self.segmenter = net.eval().requires_grad_(False).to(config.device)
 
     def dataset(self):
         from ..data import MattingDataset
@@ -97,11 +106,16 @@ class MattingTask:
         paths.pop("ccp_root", None)
         return MattingDataset("train", crop=self.config.size, seed=self.config.seed, **paths)
 
-    def make_trimap(self, gt_alpha: torch.Tensor) -> torch.Tensor:
+    def make_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         low, high = self.config.trimap_rate_range
         n = gt_alpha.shape[0]
         erode_rate = torch.empty(n).uniform_(low, high).to(gt_alpha)
         dilate_rate = torch.empty(n).uniform_(low, high).to(gt_alpha)
+        if image is not None and self.segmenter is not None \
+                and random.random() < self.config.segmenter_trimap_share:
+            # The service's trimap exactly: its errors are what the net must learn to live with,
+            # so no GT translucency is written into it.
+            return self.ed(self.segmenter_mask(image), erode_rate, dilate_rate)
         # Also perturb the mask threshold a little: segmenter masks are never exactly GT.
         mask = (gt_alpha > random.uniform(0.2, 0.8)).to(gt_alpha.dtype)
         trimap = self.ed(mask, erode_rate, dilate_rate)
@@ -109,8 +123,14 @@ class MattingTask:
         translucent = (gt_alpha > 0.02) & (gt_alpha < 0.98)
         return torch.where(translucent, torch.full_like(trimap, 0.5), trimap)
 
+    @torch.no_grad()
+    def segmenter_mask(self, image: torch.Tensor) -> torch.Tensor:
+        """The segmenter's hard mask of a normalised batch (both nets take ImageNet-normalised
+        RGB)."""
+        return (self.segmenter(image) > 0).to(image.dtype)
+
     def inputs(self, batch: dict) -> torch.Tensor:
-        return torch.cat([batch["image"], self.make_trimap(batch["alpha"])], dim=1)
+        return torch.cat([batch["image"], self.make_trimap(batch["alpha"], batch["image"])], dim=1)
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         gt = batch["alpha"]
@@ -134,18 +154,24 @@ class MattingTask:
         out: dict[str, float] = {}
         torch.manual_seed(0)
         random.seed(0)
+        device = self.config.device
         for name in ("studio", "cluttered"):
-            scores = []
+            scores: dict[str, list[float]] = {}
             for _, image, gt in sets.get(name, [])[:limit]:
                 x, (nh, nw) = letterbox_tensor(image, 512, cfg.size_multiple, cfg.mean, cfg.std)
+                x = x.to(device)
                 gt_t = torch.from_numpy(gt)[None, None]
                 gt_t = F.interpolate(gt_t, size=(nh, nw), mode="bilinear", align_corners=False)
-                gt_t = F.pad(gt_t, (0, x.shape[3] - nw, 0, x.shape[2] - nh))
-                trimap = self.ed((gt_t > 0.5).float())
-                alpha = model(torch.cat([x, trimap], dim=1).to(self.config.device)).cpu()
-                scores.append(mad(alpha[0, 0, :nh, :nw].numpy(), gt_t[0, 0, :nh, :nw].numpy()))
-            if scores:
-                out[f"{name}_mad"] = float(np.mean(scores))
+                gt_t = F.pad(gt_t, (0, x.shape[3] - nw, 0, x.shape[2] - nh)).to(device)
+                trimaps = {"mad": self.ed((gt_t > 0.5).float())}
+                if self.segmenter is not None:  # the figure that matters in the service
+                    trimaps["mad_segmenter_trimap"] = self.ed(self.segmenter_mask(x))
+                for key, trimap in trimaps.items():
+                    alpha = model(torch.cat([x, trimap], dim=1)).cpu()
+                    scores.setdefault(key, []).append(
+                        mad(alpha[0, 0, :nh, :nw].numpy(), gt_t[0, 0, :nh, :nw].cpu().numpy()))
+            for key, values in scores.items():
+                out[f"{name}_{key}"] = float(np.mean(values))
         model.train()
         return out
 
