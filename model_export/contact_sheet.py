@@ -61,16 +61,25 @@ def make_sheet(model_dir: Path, images: list[tuple[str, np.ndarray]], out: Path)
     return out
 
 
-def default_images(count: int = 6) -> list[tuple[str, np.ndarray]]:
+def default_images(count: int = 6, also: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
+    """The first `count` CCP validation photos, two composites of each style, then the images
+    named in `also` (ids from any evaluation set, e.g. the ones `evaluate --worst` lists)."""
     images = [(f"ccp {i}", load_ccp(i)[0]) for i in ccp_split("val")[:count]]
     try:
         from .data import evaluation_sets
 
         sets = evaluation_sets()
-        for name in ("studio", "cluttered"):
-            images += [(f"{name} {item_id}", rgb) for item_id, rgb, _ in sets.get(name, [])[:2]]
     except Exception as exc:  # noqa: BLE001 - composites are optional extras on the sheet
         print(f"contact sheet: no held-out composites ({exc}); real photos only")
+        sets = {}
+    for name in ("studio", "cluttered"):
+        images += [(f"{name} {item_id}", rgb) for item_id, rgb, _ in sets.get(name, [])[:2]]
+    by_id = {item_id: (name, rgb) for name, items in sets.items() for item_id, rgb, _ in items}
+    for item_id in also:
+        if item_id not in by_id:
+            raise SystemExit(f"contact sheet: no evaluation image {item_id!r}")
+        name, rgb = by_id[item_id]
+        images.append((f"worst {name} {item_id}", rgb))
     return images
 
 
@@ -79,8 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--out", type=Path, default=Path("docs/contact_sheet.png"))
     parser.add_argument("--count", type=int, default=6, help="CCP validation photos")
+    parser.add_argument("--also", action="append", default=[], metavar="ID",
+                        help="add this evaluation image (repeatable), e.g. a failure that "
+                        "`python -m model_export.evaluate --worst 8` lists")
     args = parser.parse_args(argv)
-    print(f"wrote {make_sheet(args.models, default_images(args.count), args.out)}")
+    images = default_images(args.count, tuple(args.also))
+    print(f"wrote {make_sheet(args.models, images, args.out)}")
 
 
 if __name__ == "__main__":

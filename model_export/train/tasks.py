@@ -163,9 +163,11 @@ class MattingTask:
                 gt_t = torch.from_numpy(gt)[None, None]
                 gt_t = F.interpolate(gt_t, size=(nh, nw), mode="bilinear", align_corners=False)
                 gt_t = F.pad(gt_t, (0, x.shape[3] - nw, 0, x.shape[2] - nh)).to(device)
-                trimaps = {"mad": self.ed((gt_t > 0.5).float())}
-                if self.segmenter is not None:  # the figure that matters in the service
+                # The first figure picks best.pt: the service's case when there is a segmenter.
+                trimaps = {}
+                if self.segmenter is not None:
                     trimaps["mad_segmenter_trimap"] = self.ed(self.segmenter_mask(x))
+                trimaps["mad"] = self.ed((gt_t > 0.5).float())
                 for key, trimap in trimaps.items():
                     alpha = model(torch.cat([x, trimap], dim=1)).cpu()
                     scores.setdefault(key, []).append(
