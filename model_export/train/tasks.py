@@ -13,7 +13,8 @@ from ..data.ccp import DEFAULT_ROOT as CCP_ROOT
 from ..data.ccp import ccp_split, load_ccp
 from ..layers import EDTrimap
 from ..metrics import boundary_f_score, iou, mad
-from ..models import build_matting, build_segmenter
+from ..models import SegmenterConfig, build_matting, build_segmenter
+from ..trained import load_trained
 from .config import TrainConfig
 from .losses import bce_dice_loss, matting_loss
 
@@ -93,9 +94,6 @@ class MattingTask:
         self.ed = EDTrimap(max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2))
         self.segmenter = None
         if config.trimap_segmenter is not None:
-            from ..models import SegmenterConfig
-            from ..trained import load_trained
-
             net, _, _ = load_trained(config.trimap_segmenter, build_segmenter, SegmenterConfig)
             self.segmenter = net.eval().requires_grad_(False).to(config.device)
 
