@@ -79,7 +79,7 @@ def default_images(count: int = 6, also: tuple[str, ...] = ()) -> list[tuple[str
         if item_id not in by_id:
             raise SystemExit(f"contact sheet: no evaluation image {item_id!r}")
         name, rgb = by_id[item_id]
-        images.append((f"worst {name} {item_id}", rgb))
+        images.append((f"{name} {item_id}", rgb))
     return images
 
 
