@@ -149,4 +149,4 @@ def _calibrate(model: nn.Module, folded_bias: dict[nn.BatchNorm2d, torch.Tensor]
         norm.running_mean.copy_(mean.float())
         norm.running_var.copy_(var.float())
         norm.weight.copy_((var + norm.eps).sqrt().float())
-        norm.bias.copy_(mean.float() + folded_bias[norm])
+        norm.bias.copy_(mean.float() + folded_bias[norm].to(mean.device))

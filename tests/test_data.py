@@ -169,3 +169,39 @@ def test_evaluate_reports_each_image_through_the_serving_pipeline(
     assert len(listing) == 1 + 2  # header, one image per set
     lowest = min(report["sets"]["studio"]["images"], key=lambda r: r["ours"]["mask_iou"])
     assert lowest["id"] in listing[1]
+
+
+def test_bundle_packs_a_small_cache_that_trains(built: tuple[Path, Roots, dict], tmp_path: Path) -> None:
+    """The GPU bundle: downscaled to the sides asked, held-out sets left out on request, and
+    still a data cache the segmentation dataset reads."""
+    from model_export.train.bundle import pack
+
+    cache, _, _ = built
+    ccp = tmp_path / "ccp"
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        (ccp / "image").mkdir(parents=True, exist_ok=True)
+        (ccp / "alpha").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(ccp / "image" / f"{k:04d}.jpg"), rng.integers(0, 256, (300, 200, 3), dtype=np.uint8))
+        person = np.zeros((300, 200), np.uint8)
+        cv2.rectangle(person, (50, 40), (150, 280), 255, -1)
+        cv2.imwrite(str(ccp / "alpha" / f"{k:04d}.png"), person)
+
+    out = pack(tmp_path / "bundle", cache=cache, ccp_root=ccp, max_mb=5, ccp_side=120,
+               bg_side=100, fg_side=48, with_eval=False)
+    assert not (out / "cache" / "eval").exists()
+    long_sides = {kind: [max(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[:2]) for p in files]
+                  for kind, files in {"ccp": (out / "ccp_fashion" / "image").glob("*.jpg"),
+                                      "bg": (out / "cache" / "bg").rglob("*.jpg"),
+                                      "fg": (out / "cache" / "fg" / "train").glob("*.png")}.items()}
+    assert len(long_sides["ccp"]) == 3 and max(long_sides["ccp"]) == 120
+    assert long_sides["bg"] and max(long_sides["bg"]) <= 100
+    assert long_sides["fg"] and max(long_sides["fg"]) <= 48
+
+    ds = SegmentationDataset("train", size=64, cache=out / "cache", length=4,
+                             ccp_root=out / "ccp_fashion", ccp_share=0.5)
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 64) and item["mask"].shape == (1, 64, 64)
+
+    with_eval = pack(tmp_path / "bundle_eval", cache=cache, ccp_root=ccp, max_mb=5)
+    assert sorted(p.name for p in (with_eval / "cache" / "eval").iterdir()) == sorted(EVAL)

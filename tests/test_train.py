@@ -167,3 +167,29 @@ def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
 
     _net, net_config, _ = load_trained(tmp_path / "travel", build_segmenter, SegmenterConfig)
     assert net_config == SegmenterConfig(**torch.load(checkpoint, weights_only=False)["model_config"])
+
+
+class _SlowDiscs(_Discs):
+    """A loader slower than the step, as on a GPU."""
+
+    delay_s = 0.05
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import time
+
+        time.sleep(self.delay_s)
+        return self.item
+
+
+def test_time_budget_counts_waits_for_the_loader(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
+    config = TrainConfig(task="seg", run_dir=tmp_path, time_budget_min=0.02, batch_size=2,
+                         loader_workers=0, log_every_steps=1)
+    trainer = Trainer(config)
+    start = time.monotonic()
+    trainer.fit(_SlowDiscs())
+    wall = time.monotonic() - start
+    assert trainer.elapsed >= trainer.step * config.batch_size * _SlowDiscs.delay_s
+    assert trainer.elapsed <= wall

@@ -19,7 +19,7 @@ from ..data.ccp import DEFAULT_ROOT as CCP_ROOT
 from ..data.ccp import ccp_ids
 
 
-def _downscale(src: Path, dst: Path, long_side: int, quality: int = 90) -> None:
+def _downscale(src: Path, dst: Path, long_side: int, quality: int = 85) -> None:
     image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
     if image is None:
         return
@@ -39,7 +39,12 @@ def _size_mb(path: Path) -> float:
 
 def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
          max_mb: float = 60.0, fg_share: float = 0.35, seed: int = 0,
-         ccp_side: int = 512) -> Path:
+         ccp_side: int = 512, bg_side: int = 640, fg_side: int = 320,
+         with_eval: bool = True) -> Path:
+    """Sides are long sides in pixels; train at S and keep CCP near 2 S (the dataset works at
+    2 S), backgrounds and foregrounds near S. The held-out sets (`with_eval`) matter to matting
+    validation only: a segmenter burst validates on CCP and can spend their ~18 MB on
+    foregrounds."""
     if out.exists():
         shutil.rmtree(out)
     rng = random.Random(seed)
@@ -48,8 +53,8 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
         _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", ccp_side)
     for split in ("train", "val"):
         for path in sorted((cache / "bg" / split).glob("*.jpg")):
-            _downscale(path, out / "cache" / "bg" / split / path.name, 640, 85)
-    if (cache / "eval").exists():
+            _downscale(path, out / "cache" / "bg" / split / path.name, bg_side, 85)
+    if with_eval and (cache / "eval").exists():
         shutil.copytree(cache / "eval", out / "cache" / "eval")
     if (cache / "manifest.json").exists():
         shutil.copy(cache / "manifest.json", out / "cache" / "manifest.json")
@@ -59,7 +64,7 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
     used = 0.0
     for path in foregrounds:
         dst = out / "cache" / "fg" / "train" / path.name
-        _downscale(path, dst, 320)
+        _downscale(path, dst, fg_side)
         used += dst.stat().st_size / 2**20 if dst.exists() else 0
         if used > budget:
             dst.unlink(missing_ok=True)
@@ -73,8 +78,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(".cache/bundle"))
     parser.add_argument("--max-mb", type=float, default=60.0)
     parser.add_argument("--ccp-side", type=int, default=512, help="long side of the CCP photos")
+    parser.add_argument("--bg-side", type=int, default=640, help="long side of the backgrounds")
+    parser.add_argument("--fg-side", type=int, default=320, help="long side of the foregrounds")
+    parser.add_argument("--fg-share", type=float, default=0.35,
+                        help="share of --max-mb kept for foregrounds when the rest leaves room")
+    parser.add_argument("--seed", type=int, default=0, help="which foregrounds are drawn")
+    parser.add_argument("--no-eval", dest="with_eval", action="store_false",
+                        help="leave the held-out sets out (a segmenter burst)")
     args = parser.parse_args(argv)
-    pack(args.out, max_mb=args.max_mb, ccp_side=args.ccp_side)
+    pack(args.out, max_mb=args.max_mb, ccp_side=args.ccp_side, bg_side=args.bg_side,
+         fg_side=args.fg_side, fg_share=args.fg_share, with_eval=args.with_eval, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ class TrainConfig(BaseModel):
     ema_decay: float = 0.998
     threads: int = 2
     loader_workers: int = 1
+    ccp_share: float = Field(0.5, description="seg: share of views from CCP photos (the rest are "
+                             "composites of library objects)")
+    epoch_size: int = Field(2000, description="samples per epoch; loader workers restart each "
+                            "epoch, so a fast device wants long epochs")
     seed: int = 0
     device: str = "cpu"
     data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")

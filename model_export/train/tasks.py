@@ -53,6 +53,7 @@ class SegmentationTask:
         from ..data import SegmentationDataset
 
         return SegmentationDataset("train", size=self.config.size, seed=self.config.seed,
+                                   ccp_share=self.config.ccp_share, length=self.config.epoch_size,
                                    **_data_paths(self.config))
 
     def inputs(self, batch: dict) -> torch.Tensor:
@@ -102,7 +103,8 @@ class MattingTask:
 
         paths = _data_paths(self.config)
         paths.pop("ccp_root", None)
-        return MattingDataset("train", crop=self.config.size, seed=self.config.seed, **paths)
+        return MattingDataset("train", crop=self.config.size, seed=self.config.seed,
+                              length=self.config.epoch_size, **paths)
 
     def make_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         low, high = self.config.trimap_rate_range
