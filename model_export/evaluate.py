@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,20 +32,6 @@ def _png(rgb: np.ndarray) -> bytes:
 
 def _grey(body: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float32) / 255.0
-
-
-def _with_input_size(model_dir: Path, input_size: int | None) -> Path:
-    """A temporary copy of the model folder's spec with another segmenter working size."""
-    if input_size is None:
-        return model_dir
-    tmp = Path(tempfile.mkdtemp(prefix="cutout-eval-"))
-    for path in model_dir.iterdir():
-        if path.suffix == ".onnx":
-            (tmp / path.name).symlink_to(path.resolve())
-    spec = json.loads((model_dir / "spec.json").read_text())
-    spec["segmenter"]["input_size"] = input_size
-    (tmp / "spec.json").write_text(json.dumps(spec))
-    return tmp
 
 
 def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
@@ -125,7 +110,7 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
     from .data import evaluation_sets
 
     settings = dict(settings or {})
-    pipeline = Pipeline(PipelineConfig(model_dir=_with_input_size(model_dir, input_size),
+    pipeline = Pipeline(PipelineConfig(model_dir=model_dir, segmenter_side=input_size,
                                        threads=threads, matting=matting, **settings))
     # Scores of enlarged photos are not the teacher's cached ones.
     peer = load_teacher() if teacher and not upscale else None

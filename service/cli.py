@@ -28,7 +28,7 @@ def _settings(args: argparse.Namespace, names: Iterable[str]) -> Settings:
 # ---- serve -------------------------------------------------------------------------------------
 SERVE_FLAGS = ("host", "port", "workers", "threads", "model_dir", "queue_size",
                "request_timeout_s", "max_inference_side", "matting", "tile_size", "tile_margin",
-               "tile_batch", "matting_side", "tile_placement", "segmenter_path",
+               "tile_batch", "matting_side", "tile_placement", "segmenter_side", "segmenter_path",
                "segmenter_input_size", "log_level")
 
 
@@ -48,8 +48,8 @@ def serve(args: argparse.Namespace) -> int:
 
 # ---- remove ------------------------------------------------------------------------------------
 REMOVE_FLAGS = ("model_dir", "threads", "max_inference_side", "matting", "tile_size",
-                "tile_margin", "tile_batch", "matting_side", "tile_placement", "segmenter_path",
-                "segmenter_input_size")
+                "tile_margin", "tile_batch", "matting_side", "tile_placement", "segmenter_side",
+                "segmenter_path", "segmenter_input_size")
 
 
 def find_inputs(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--tile-size", dest="tile_size", type=int)
         sub.add_argument("--tile-margin", dest="tile_margin", type=int)
         sub.add_argument("--tile-batch", dest="tile_batch", type=int)
+        sub.add_argument("--segmenter-side", dest="segmenter_side", type=int,
+                         help="long side the bundled segmenter works at (default: spec.json's)")
         sub.add_argument("--segmenter", dest="segmenter_path", type=Path,
                          help="another ONNX segmenter (see CUTOUT_SEGMENTER_* settings)")
         sub.add_argument("--segmenter-input-size", dest="segmenter_input_size", type=int)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     # Models
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="folder with spec.json and the graphs")
+    segmenter_side: int | None = Field(
+        None, ge=64, le=2048, description="long side the bundled segmenter works at (default: "
+        "spec.json's; smaller is faster and coarser, docs/performance.md)")
     segmenter_path: Path | None = Field(
         None, description="another ONNX segmenter to use instead of the folder's")
     segmenter_input_size: int = Field(320, gt=0, description="external segmenter: input side")
@@ -180,6 +183,7 @@ class Settings(BaseSettings):
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(
             model_dir=self.model_dir.resolve(), external_segmenter=self.external_segmenter(),
+            segmenter_side=self.segmenter_side,
             threads=self.threads_per_worker, mem_arena=self.ort_mem_arena,
             spinning=self.ort_spinning, max_pixels=self.max_pixels,
             max_inference_side=self.max_inference_side, matting=self.matting,

@@ -111,14 +111,17 @@ def test_retrain_one_stage_and_re_export_the_other(tmp_path, monkeypatch):
 
     out = tmp_path / "new_models"
     export_main(["--segmenter", str(tmp_path / "run" / "last.pt"), "--matting",
-                 str(shipped / "matting.onnx"), "--out", str(out), "--version", "v2"])
+                 str(shipped / "matting.onnx"), "--out", str(out), "--version", "v2",
+                 "--segmenter-input-size", "448"])
     x = _inputs(MATTING, 1, 64, 96, seed=11)
     before = _session(shipped / "matting.onnx").run(None, {MATTING.input_name: x})[0]
     after = _session(out / "matting.onnx").run(None, {MATTING.input_name: x})[0]
     assert before.std() > 0.1
     assert np.abs(after - before).max() < 2e-3  # float16 storage rounds the refolded weights
 
-    training = json.loads((out / "spec.json").read_text())["training"]
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec["segmenter"]["input_size"] == 448  # the size the service works at
+    training = spec["training"]
     assert training["matting"] == earlier
     assert training["segmenter"]["init_weights"] == str(shipped / "segmenter.onnx")
     assert training["segmenter"]["initialised_from"] == {

@@ -146,10 +146,24 @@ def test_graph_optimisation_levels_load_and_agree(random_model_dir, colour_spec,
     assert difference.max() <= 2  # float reassociation only
 
 
+def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_dir):
+    """The speed/quality knob: the segmenter's input and the ED layer's side follow it."""
+    data = encoded(disc_image(300, 200, radius=60), "PNG")
+    for side, expected in ((None, 320), (128, 128)):
+        pipeline = Pipeline(PipelineConfig(model_dir=random_model_dir, segmenter_side=side, threads=1))
+        shapes = []
+        run = pipeline.segmenter.run
+        pipeline.segmenter.run = lambda tensor, options=None: (shapes.append(tensor.shape), run(tensor, options))[1]
+        result = pipeline.run(data, CutoutOptions(output="alpha"))
+        assert max(shapes[-1][2:]) == expected and pipeline.trimap_side == expected
+        assert decode(result.body).size == (300, 200)
+
+
 def test_settings_reach_the_pipeline(tmp_path):
     settings = Settings(model_dir=tmp_path, matting_side=640, matting_refine="none",
-                        tile_placement="grid", ort_graph_optimization="basic")
+                        tile_placement="grid", ort_graph_optimization="basic", segmenter_side=448)
     config = settings.pipeline_config()
+    assert config.segmenter_side == 448
     assert (config.matting_side, config.matting_refine) == (640, "none")
     assert (config.tile_placement, config.graph_optimization) == ("grid", "basic")
     defaults = Settings(model_dir=tmp_path).pipeline_config()

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16",
                         help="how the weights are stored (float16: half the size, float32 "
                         "arithmetic; docs/architecture.md)")
+    parser.add_argument("--segmenter-input-size", type=int,
+                        help="long side the service resizes to for the segmenter (default: the "
+                        "trained net's); larger resolves holes and thin parts at more cost")
     args = parser.parse_args(argv)
 
     trimap_config = TrimapConfig()
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
             "segmenter": _training_record(seg_state, "segmenter"),
             "matting": _training_record(mat_state, "matting"),
         }
+    if args.segmenter_input_size:
+        seg_config = seg_config.model_copy(update={"input_size": args.segmenter_input_size})
     spec = export_all(args.out, segmenter, matting, seg_config, trimap_config, mat_config,
                       args.version, extra, weights_dtype=args.weights_dtype)
     for stage in ("segmenter", "trimap", "matting"):

@@ -35,6 +35,9 @@ class PipelineConfig(BaseModel):
     model_dir: Path
     external_segmenter: SegmenterSpec | None = Field(
         None, description="another segmenter graph; its `file` is a path")
+    segmenter_side: int | None = Field(
+        None, ge=64, description="long side the bundled segmenter and the ED layer work at "
+        "(default: spec.json's)")
     threads: int = Field(1, ge=1)
     mem_arena: bool = True
     spinning: bool = False
@@ -108,6 +111,9 @@ class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self.spec = load_spec(config.model_dir)
+        if config.segmenter_side is not None:
+            segmenter = self.spec.segmenter.model_copy(update={"input_size": config.segmenter_side})
+            self.spec = self.spec.model_copy(update={"segmenter": segmenter})
         runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning,
                                 config.graph_optimization)
         model_dir = Path(config.model_dir)
