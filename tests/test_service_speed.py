@@ -146,14 +146,25 @@ def test_graph_optimisation_levels_load_and_agree(random_model_dir, colour_spec,
     assert difference.max() <= 2  # float reassociation only
 
 
+def _record_input_shapes(segmenter) -> list[tuple[int, ...]]:
+    """The shapes of the tensors the segmenter's ONNX session is run on (it still runs)."""
+    shapes: list[tuple[int, ...]] = []
+    run = segmenter.run
+
+    def recorded(tensor, options=None):
+        shapes.append(tensor.shape)
+        return run(tensor, options)
+
+    segmenter.run = recorded
+    return shapes
+
+
 def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_dir):
     """The speed/quality knob: the segmenter's input and the ED layer's side follow it."""
     data = encoded(disc_image(300, 200, radius=60), "PNG")
     for side, expected in ((None, 320), (128, 128)):
         pipeline = Pipeline(PipelineConfig(model_dir=random_model_dir, segmenter_side=side, threads=1))
-        shapes = []
-        run = pipeline.segmenter.run
-        pipeline.segmenter.run = lambda tensor, options=None: (shapes.append(tensor.shape), run(tensor, options))[1]
+        shapes = _record_input_shapes(pipeline.segmenter)
         result = pipeline.run(data, CutoutOptions(output="alpha"))
         assert max(shapes[-1][2:]) == expected and pipeline.trimap_side == expected
         assert decode(result.body).size == (300, 200)

@@ -99,10 +99,17 @@ class _Discs(torch.utils.data.Dataset):
         return self.item
 
 
-def test_trainer_checkpoints_and_resumes(tmp_path, monkeypatch):
+def _quick_seg_config(run_dir, monkeypatch, **overrides) -> TrainConfig:
+    """A tiny segmentation run in the calling process, with validation stubbed to a constant
+    (the CCP photos are not what these tests are about)."""
     monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
-    config = TrainConfig(task="seg", run_dir=tmp_path, time_budget_min=0.01, batch_size=2,
-                         loader_workers=0, log_every_steps=1)
+    settings = {"task": "seg", "run_dir": run_dir, "batch_size": 2, "loader_workers": 0,
+                "log_every_steps": 1}
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_trainer_checkpoints_and_resumes(tmp_path, monkeypatch):
+    config = _quick_seg_config(tmp_path, monkeypatch, time_budget_min=0.01)
     trainer = Trainer(config)
     trainer.fit(_Discs())
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
@@ -122,9 +129,7 @@ def test_sigterm_stops_a_run_with_a_checkpoint(tmp_path, monkeypatch):
     import signal
     import threading
 
-    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
-    config = TrainConfig(task="seg", run_dir=tmp_path, time_budget_min=60, batch_size=2,
-                         loader_workers=0, log_every_steps=1)
+    config = _quick_seg_config(tmp_path, monkeypatch, time_budget_min=60)
     trainer = Trainer(config)
     timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
@@ -143,9 +148,7 @@ def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
     from model_export.train import travel
     from model_export.trained import load_trained
 
-    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
-    config = TrainConfig(task="seg", run_dir=tmp_path / "cpu", time_budget_min=0.005, batch_size=2,
-                         loader_workers=0, log_every_steps=1)
+    config = _quick_seg_config(tmp_path / "cpu", monkeypatch, time_budget_min=0.005)
     trainer = Trainer(config)
     trainer.fit(_Discs())
     checkpoint = tmp_path / "cpu" / "last.pt"
@@ -184,9 +187,7 @@ class _SlowDiscs(_Discs):
 def test_time_budget_counts_waits_for_the_loader(tmp_path, monkeypatch):
     import time
 
-    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
-    config = TrainConfig(task="seg", run_dir=tmp_path, time_budget_min=0.02, batch_size=2,
-                         loader_workers=0, log_every_steps=1)
+    config = _quick_seg_config(tmp_path, monkeypatch, time_budget_min=0.02)
     trainer = Trainer(config)
     start = time.monotonic()
     trainer.fit(_SlowDiscs())
