@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -143,8 +142,6 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
             entry["isnet"] = _mean([i["isnet"] for i in images])
         entry["images"] = images
         report["sets"][name] = entry
-    if input_size is not None:
-        shutil.rmtree(Path(pipeline.config.model_dir), ignore_errors=True)
     return report
 
 
