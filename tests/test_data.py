@@ -222,3 +222,7 @@ def test_bundle_packs_a_small_cache_that_trains(built: tuple[Path, Roots, dict],
 
     with_eval = pack(tmp_path / "bundle_eval", cache=cache, ccp_root=ccp, max_mb=5)
     assert sorted(p.name for p in (with_eval / "cache" / "eval").iterdir()) == sorted(EVAL)
+    pack(out, cache=cache, ccp_root=ccp, max_mb=5)  # an earlier bundle is rebuilt in place
+    with pytest.raises(SystemExit, match="more than a bundle"):
+        pack(ccp, cache=cache, ccp_root=ccp, max_mb=5)  # anything else is left alone
+    assert len(list((ccp / "image").iterdir())) == 3

@@ -46,6 +46,12 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
     validation only: a segmenter burst validates on CCP and can spend their ~18 MB on
     foregrounds."""
     if out.exists():
+        # Rebuilt from scratch, but only over an earlier bundle: a mistyped --out must not cost
+        # a folder of something else.
+        foreign = [p.name for p in out.iterdir() if p.name not in ("cache", "ccp_fashion")]
+        if foreign:
+            raise SystemExit(f"{out} holds more than a bundle ({', '.join(sorted(foreign)[:5])}); "
+                             "choose another --out")
         shutil.rmtree(out)
     rng = random.Random(seed)
     for item in ccp_ids(ccp_root):
