@@ -194,3 +194,37 @@ def test_time_budget_counts_waits_for_the_loader(tmp_path, monkeypatch):
     wall = time.monotonic() - start
     assert trainer.elapsed >= trainer.step * config.batch_size * _SlowDiscs.delay_s
     assert trainer.elapsed <= wall
+
+
+def test_edge_weight_makes_a_filled_hole_cost_more():
+    """A ring (an object with a hole): filling the hole and missing an equal area of the solid
+    part cost the same plain BCE; with edge weighting the filled hole, all of it near an edge,
+    costs more, and edge_weight=0 is the plain loss."""
+    from model_export.train.losses import bce_dice_loss, edge_band
+
+    size = 64
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    radius = torch.sqrt((yy - 32.0) ** 2 + (xx - 32.0) ** 2)
+    ring = ((radius < 28) & (radius >= 4)).float()[None, None]
+    hole = (radius < 4).float()[None, None]
+    filled = ring + hole
+    # The same number of pixels lost deep inside the solid part (not near any edge).
+    inside = (radius >= 14) & (radius < 20) & (xx >= 32)
+    lost_area = inside.float()
+    k = int(hole.sum().item())
+    keep = torch.zeros(size * size)
+    keep[torch.nonzero(lost_area.flatten()).flatten()[:k]] = 1
+    punched = ring - keep.view(1, 1, size, size)
+    assert int(filled.sum() - ring.sum()) == int(ring.sum() - punched.sum()) == k
+
+    def logits(pred: torch.Tensor) -> torch.Tensor:
+        return (pred * 2 - 1) * 4.0
+
+    assert (edge_band(ring, 4) * hole).sum() == hole.sum()  # the hole lies within the edge band
+    assert (edge_band(ring, 4) * lost_area).sum() == 0  # the punched area lies outside it
+    plain = [bce_dice_loss(logits(p), ring).item() for p in (filled, punched)]
+    assert abs(plain[0] - plain[1]) < 0.02
+    assert bce_dice_loss(logits(filled), ring, edge_weight=0.0).item() == plain[0]
+    weighted = [bce_dice_loss(logits(p), ring, edge_weight=4.0, edge_radius=4).item()
+                for p in (filled, punched)]
+    assert weighted[0] > weighted[1] + 0.02

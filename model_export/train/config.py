@@ -21,6 +21,9 @@ class TrainConfig(BaseModel):
     ema_decay: float = 0.998
     threads: int = 2
     loader_workers: int = 1
+    edge_weight: float = Field(0.0, description="seg: extra BCE weight near GT edges (holes and "
+                               "thin parts included); 0 = plain BCE")
+    edge_radius: int = Field(5, description="seg: width in px of that edge band")
     ccp_share: float = Field(0.5, description="seg: share of views from CCP photos (the rest are "
                              "composites of library objects)")
     epoch_size: int = Field(2000, description="samples per epoch; loader workers restart each "

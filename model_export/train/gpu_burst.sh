@@ -3,6 +3,7 @@
 # repo root, with `.cache/bundle` (python -m model_export.train.bundle) and `.whl` (pydantic,
 # which that machine's image lacks) carried; the EMA weights come back as a travel folder in
 # $OUT/seg. Usage: model_export/train/gpu_burst.sh [MINUTES] [INIT_WEIGHTS]
+# (BURST_EXTRA="--edge-weight 2" passes further training options.)
 set -u
 MINUTES=${1:-7}
 INIT=${2:-models/segmenter.onnx}
@@ -25,7 +26,7 @@ timeout -s INT "$LIMIT_S" python3 -m model_export.train seg --run-dir "$RUN" \
   --init-weights "$INIT" --device "$DEVICE" --data-cache .cache/bundle/cache \
   --ccp-root .cache/bundle/ccp_fashion --size 320 --batch-size "$BATCH" \
   --loader-workers "$WORKERS" --epoch-size 40000 --lr "$LR" --ccp-share "$CCP_SHARE" --warmup-steps 150 --time-budget-min "$MINUTES" \
-  --validate-every-min 2 --checkpoint-every-min 100 --log-every-steps 20
+  --validate-every-min 2 --checkpoint-every-min 100 --log-every-steps 20 ${BURST_EXTRA:-}
 BEST="$RUN/${BURST_PACK:-best}.pt"; [ -f "$BEST" ] || BEST="$RUN/last.pt"
 mkdir -p "$OUT"
 python3 -m model_export.train.travel pack "$BEST" "$OUT/seg"

@@ -61,7 +61,8 @@ class SegmentationTask:
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(self.inputs(batch))
-        loss = bce_dice_loss(logits, batch["mask"])
+        loss = bce_dice_loss(logits, batch["mask"], edge_weight=self.config.edge_weight,
+                             edge_radius=self.config.edge_radius)
         return loss, {"loss": loss.item()}
 
     @torch.no_grad()
