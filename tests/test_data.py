@@ -171,7 +171,6 @@ def test_evaluate_reports_each_image_through_the_serving_pipeline(
     assert lowest["id"] in listing[1]
 
 
-
 def test_evaluate_at_another_segmenter_size_leaves_the_model_folder_alone(
         built: tuple[Path, Roots, dict], random_model_dir: Path, tmp_path: Path) -> None:
     """`--input-size` works through the pipeline's own setting: no copy of the folder is made,
@@ -187,6 +186,7 @@ def test_evaluate_at_another_segmenter_size_leaves_the_model_folder_alone(
                       data=evaluation_sets(cache, ccp_root=roots.ccp))
     assert report["input_size"] == 128 and report["sets"]["studio"]["n"] == EVAL["studio"]
     assert sorted(p.name for p in models.iterdir()) == before
+
 
 def test_bundle_packs_a_small_cache_that_trains(built: tuple[Path, Roots, dict], tmp_path: Path) -> None:
     """The GPU bundle: downscaled to the sides asked, held-out sets left out on request, and

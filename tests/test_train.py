@@ -209,12 +209,11 @@ def test_edge_weight_makes_a_filled_hole_cost_more():
     hole = (radius < 4).float()[None, None]
     filled = ring + hole
     # The same number of pixels lost deep inside the solid part (not near any edge).
-    inside = (radius >= 14) & (radius < 20) & (xx >= 32)
-    lost_area = inside.float()
+    lost_area = ((radius >= 14) & (radius < 20) & (xx >= 32)).float()
     k = int(hole.sum().item())
-    keep = torch.zeros(size * size)
-    keep[torch.nonzero(lost_area.flatten()).flatten()[:k]] = 1
-    punched = ring - keep.view(1, 1, size, size)
+    lost = torch.zeros(size * size)
+    lost[torch.nonzero(lost_area.flatten()).flatten()[:k]] = 1
+    punched = ring - lost.view(1, 1, size, size)
     assert int(filled.sum() - ring.sum()) == int(ring.sum() - punched.sum()) == k
 
     def logits(pred: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
         _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", ccp_side)
     for split in ("train", "val"):
         for path in sorted((cache / "bg" / split).glob("*.jpg")):
-            _downscale(path, out / "cache" / "bg" / split / path.name, bg_side, 85)
+            _downscale(path, out / "cache" / "bg" / split / path.name, bg_side)
     if with_eval and (cache / "eval").exists():
         shutil.copytree(cache / "eval", out / "cache" / "eval")
     if (cache / "manifest.json").exists():

@@ -25,7 +25,8 @@ LIMIT_S=$(python3 -c "print(int(($MINUTES + 2) * 60))")
 timeout -s INT "$LIMIT_S" python3 -m model_export.train seg --run-dir "$RUN" \
   --init-weights "$INIT" --device "$DEVICE" --data-cache .cache/bundle/cache \
   --ccp-root .cache/bundle/ccp_fashion --size 320 --batch-size "$BATCH" \
-  --loader-workers "$WORKERS" --epoch-size 40000 --lr "$LR" --ccp-share "$CCP_SHARE" --warmup-steps 150 --time-budget-min "$MINUTES" \
+  --loader-workers "$WORKERS" --epoch-size 40000 --lr "$LR" --ccp-share "$CCP_SHARE" \
+  --warmup-steps 150 --time-budget-min "$MINUTES" \
   --validate-every-min 2 --checkpoint-every-min 100 --log-every-steps 20 ${BURST_EXTRA:-}
 BEST="$RUN/${BURST_PACK:-best}.pt"; [ -f "$BEST" ] || BEST="$RUN/last.pt"
 mkdir -p "$OUT"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..layers import dilate, erode
+
 
 def edge_band(target: torch.Tensor, radius: int) -> torch.Tensor:
     """1 within `radius` px of a GT edge (outlines, holes and gaps between thin parts alike)."""
-    k = 2 * radius + 1
-    dilated = F.max_pool2d(target, k, stride=1, padding=radius)
-    eroded = -F.max_pool2d(-target, k, stride=1, padding=radius)
-    return (dilated - eroded > 0.5).to(target.dtype)
+    return (dilate(target, radius) - erode(target, radius) > 0.5).to(target.dtype)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
