@@ -264,11 +264,21 @@ class WorkerPool:
         if not exited.done():
             exited.set_result(True)
 
+    async def _take(self, slot: _Slot) -> _Job:
+        assert self._queue is not None
+        job = await self._queue.get()
+        # In the same step as the dequeue: the job leaves the queue and the slot stops counting
+        # as idle together. Marked later (after this task's result reached the slot), `submit`
+        # saw a shorter queue beside the same idle count mid-burst and admitted too many.
+        slot.state = WorkerState.BUSY
+        return job
+
     async def _next_job(self, slot: _Slot) -> _Job | None:
         """The next live job, or None when the worker died while idle."""
         assert self._queue is not None and slot.exited is not None
         while True:
-            getter = asyncio.ensure_future(self._queue.get())
+            slot.state = WorkerState.READY
+            getter = asyncio.ensure_future(self._take(slot))
             done, _ = await asyncio.wait({getter, slot.exited},
                                          return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
