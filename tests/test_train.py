@@ -227,3 +227,27 @@ def test_edge_weight_makes_a_filled_hole_cost_more():
     weighted = [bce_dice_loss(logits(p), ring, edge_weight=4.0, edge_radius=4).item()
                 for p in (filled, punched)]
     assert weighted[0] > weighted[1] + 0.02
+
+
+def test_freeze_norm_keeps_running_statistics_while_weights_learn(tmp_path, monkeypatch):
+    """--freeze-norm: after real training steps every BatchNorm's running statistics are the
+    ones it started with, while the convs (and the norms' affine) moved; without it they drift."""
+    def run(freeze: bool, folder: str) -> tuple[Trainer, dict[str, torch.Tensor]]:
+        config = _quick_seg_config(tmp_path / folder, monkeypatch, time_budget_min=0.01,
+                                   freeze_norm=freeze)
+        trainer = Trainer(config)
+        before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.fit(_Discs())
+        assert trainer.step > 0
+        return trainer, before
+
+    trainer, before = run(True, "frozen")
+    after = trainer.model.state_dict()
+    stats = [k for k in after if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(after[k], before[k]) for k in stats)
+    learnt = [k for k in after if k.endswith("weight") and after[k].dtype.is_floating_point]
+    assert any(not torch.equal(after[k], before[k]) for k in learnt)
+
+    trainer, before = run(False, "free")
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(after[k], before[k]) for k in stats)

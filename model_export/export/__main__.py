@@ -38,9 +38,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segmenter-input-size", type=int,
                         help="long side the service resizes to for the segmenter (default: the "
                         "trained net's); larger resolves holes and thin parts at more cost")
+    defaults = TrimapConfig()
+    parser.add_argument("--erode-rate", type=float, default=defaults.erode_rate,
+                        help="ED layer: erosion radius as a fraction of (h + w) / 2 of the "
+                        "object's box (the unknown band's inner half)")
+    parser.add_argument("--dilate-rate", type=float, default=defaults.dilate_rate,
+                        help="ED layer: dilation radius, same unit (the band's outer half)")
     args = parser.parse_args(argv)
 
-    trimap_config = TrimapConfig()
+    trimap_config = TrimapConfig(erode_rate=args.erode_rate, dilate_rate=args.dilate_rate)
     extra: dict = {}
     if args.random:
         segmenter, matting = random_models()

@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> None:
     for name, field in TrainConfig.model_fields.items():
         if name in ("task", "run_dir", "segmenter", "matting", "trimap_rate_range"):
             continue
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=field.description)
+            continue
         kind = Path if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter") else field.annotation
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+        parser.add_argument(flag, type=kind, default=None,
                             help=field.description)
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}

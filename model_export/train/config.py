@@ -28,6 +28,9 @@ class TrainConfig(BaseModel):
                              "composites of library objects)")
     epoch_size: int = Field(2000, description="samples per epoch; loader workers restart each "
                             "epoch, so a fast device wants long epochs")
+    freeze_norm: bool = Field(False, description="keep every BatchNorm in eval mode (running "
+                              "statistics fixed, affine still learnt): fine-tuning a net trained "
+                              "at large batches with batches too small for batch statistics")
     seed: int = 0
     device: str = "cpu"
     data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")

@@ -98,8 +98,15 @@ class Trainer:
             self.model.load_state_dict(shipped_weights(state))
             source_step = state.get("step")
         self.ema.model.load_state_dict(self.model.state_dict())
-        self.model.train()
+        self._train_mode()
         self.log({"event": "initialised", "from": str(source), "source_step": source_step})
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.config.freeze_norm:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def _calibration_inputs(self, batches: int = 8):
         """Training inputs for the BatchNorm statistics a graph's folded convs lack."""
@@ -188,7 +195,7 @@ class Trainer:
         # The budget counts the loop's wall time, waits for the loader included (on a GPU the
         # loader, not the step, sets the pace), and leaves out checkpoints and validation.
         step_start = time.monotonic()
-        self.model.train()
+        self._train_mode()
         while self.elapsed < budget and not stop["requested"]:
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(self.epoch)
