@@ -7,6 +7,7 @@ border (the image border neither erodes nor dilates).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from model_export.export.__main__ import main as export_main
 from model_export.export.onnx_writer import TRIMAP, export_graph
 from model_export.layers import EDTrimap, box_radius, dilate, erode
 from model_export.models import TrimapConfig, build_trimap
@@ -302,10 +304,6 @@ def test_export_with_other_max_radius(tmp_path: Path) -> None:
 
 def test_export_cli_sets_the_band_rates(tmp_path: Path) -> None:
     """`--erode-rate` / `--dilate-rate` reach both trimap.onnx and spec.json."""
-    import json
-
-    from model_export.export.__main__ import main as export_main
-
     export_main(["--random", "--out", str(tmp_path), "--erode-rate", "0.01", "--dilate-rate", "0.05"])
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert (spec["trimap"]["erode_rate"], spec["trimap"]["dilate_rate"]) == (0.01, 0.05)

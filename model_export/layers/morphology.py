@@ -69,8 +69,8 @@ class EDTrimap(nn.Module):
 
     def __init__(
         self,
-        erode_rate: float = 0.01,
-        dilate_rate: float = 0.015,
+        erode_rate: float,
+        dilate_rate: float,
         max_radius: int = 24,
         threshold: float = 0.5,
     ) -> None:

@@ -11,9 +11,8 @@ from torch import nn
 
 from ..data.ccp import DEFAULT_ROOT as CCP_ROOT
 from ..data.ccp import ccp_split, load_ccp
-from ..layers import EDTrimap
 from ..metrics import boundary_f_score, iou, mad
-from ..models import SegmenterConfig, build_matting, build_segmenter
+from ..models import SegmenterConfig, TrimapConfig, build_matting, build_segmenter, build_trimap
 from ..trained import load_trained
 from .config import TrainConfig
 from .losses import bce_dice_loss, matting_loss
@@ -93,7 +92,9 @@ class MattingTask:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.model = build_matting(config.matting)
-        self.ed = EDTrimap(max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2))
+        # Validation trimaps use the exported rates; training passes per-sample ones.
+        self.ed = build_trimap(TrimapConfig(
+            max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2)))
         self.segmenter = None
         if config.trimap_segmenter is not None:
             net, _, _ = load_trained(config.trimap_segmenter, build_segmenter, SegmenterConfig)
