@@ -251,3 +251,24 @@ def test_freeze_norm_keeps_running_statistics_while_weights_learn(tmp_path, monk
     trainer, before = run(False, "free")
     after = trainer.model.state_dict()
     assert any(not torch.equal(after[k], before[k]) for k in stats)
+
+
+def test_trimap_rate_range_from_the_command_line_sets_the_band_width(tmp_path):
+    from model_export.train.__main__ import parse_config
+
+    alpha = (_disc_batch(n=8, size=128)["alpha"] > 0.5).float()
+    unknown = {}
+    for rates in (("0.005", "0.01"), ("0.04", "0.05")):
+        config = parse_config(["matting", "--run-dir", str(tmp_path), "--trimap-rate-range", *rates])
+        assert config.trimap_rate_range == tuple(float(r) for r in rates)
+        torch.manual_seed(0)
+        unknown[rates[0]] = (MattingTask(config).make_trimap(alpha) == 0.5).float().mean().item()
+    assert 0 < unknown["0.005"] < unknown["0.04"] / 3
+
+
+def test_trimap_rate_range_must_be_ordered(tmp_path):
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        TrainConfig(task="matting", run_dir=tmp_path, trimap_rate_range=(0.05, 0.01))

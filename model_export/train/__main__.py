@@ -12,7 +12,7 @@ from .config import TrainConfig
 from .loop import Trainer
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["seg", "matting"])
     parser.add_argument("--run-dir", type=Path, required=True)
@@ -26,10 +26,18 @@ def main(argv: list[str] | None = None) -> None:
         kind = Path if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter") else field.annotation
         parser.add_argument(flag, type=kind, default=None,
                             help=field.description)
+    parser.add_argument("--trimap-rate-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        default=None, help="matting: ED rates drawn per sample from [LOW, HIGH] "
+                        "(fractions of the box's (h + w) / 2)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}
-    config = TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)
-    Trainer(config).fit()
+    if "trimap_rate_range" in overrides:
+        overrides["trimap_rate_range"] = tuple(overrides["trimap_rate_range"])
+    return TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    Trainer(parse_config(argv)).fit()
 
 
 if __name__ == "__main__":

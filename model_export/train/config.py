@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..models import MattingConfig, SegmenterConfig
 
@@ -42,8 +42,9 @@ class TrainConfig(BaseModel):
     checkpoint_every_min: float = 5.0
     validate_every_min: float = 15.0
     log_every_steps: int = 20
-    # Matting: ED trimap rates drawn per sample from this range (fraction of (h+w)/2).
-    trimap_rate_range: tuple[float, float] = (0.01, 0.05)
+    trimap_rate_range: tuple[float, float] = Field(
+        (0.01, 0.05), description="matting: ED trimap rates drawn per sample from this range "
+        "(fractions of the box's (h + w) / 2)")
     trimap_segmenter: Path | None = Field(
         None, description="matting: segmenter weights (e.g. models/segmenter.onnx) whose own "
         "predictions give a share of the training trimaps, so the net learns the band the "
@@ -52,3 +53,11 @@ class TrainConfig(BaseModel):
         0.5, description="matting: share of batches whose trimap comes from --trimap-segmenter")
     segmenter: SegmenterConfig = SegmenterConfig()
     matting: MattingConfig = MattingConfig()
+
+    @field_validator("trimap_rate_range")
+    @classmethod
+    def _ordered_rates(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low <= high <= 0.5:
+            raise ValueError(f"trimap_rate_range needs 0 <= LOW <= HIGH <= 0.5, got {value}")
+        return value
