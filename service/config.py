@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # Pipeline
     max_inference_side: int = Field(1500, ge=64, le=8192, description="long side the models "
                                     "see; larger inputs are resized once, the matte rescaled")
+    zoom_min_gain: float = Field(
+        1.15, ge=0.0, le=16.0, description="segment a small object a second time, cut from the "
+        "frame, when that enlarges it at least this much (0: never; docs/performance.md)")
+    zoom_margin: float = Field(0.3, ge=0.0, le=4.0, description="context around the object's "
+                               "box for that second pass (fraction of the box's long side)")
+    zoom_blend: float = Field(0.5, ge=0.0, le=1.0, description="weight of the second pass "
+                              "inside the box (the rest is the first pass)")
     matting: Literal["band", "dense", "auto"] = Field(
         "auto", description="band: matte only the trimap's unknown band, in tiles; dense: one "
         "pass over the band's box; auto: whichever feeds the net fewer pixels")
@@ -186,7 +193,8 @@ class Settings(BaseSettings):
             segmenter_side=self.segmenter_side,
             threads=self.threads_per_worker, mem_arena=self.ort_mem_arena,
             spinning=self.ort_spinning, max_pixels=self.max_pixels,
-            max_inference_side=self.max_inference_side, matting=self.matting,
+            max_inference_side=self.max_inference_side, zoom_min_gain=self.zoom_min_gain,
+            zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend, matting=self.matting,
             tile_size=self.tile_size, tile_margin=self.tile_margin, tile_batch=self.tile_batch,
             tile_placement=self.tile_placement, matting_side=self.matting_side,
             matting_refine=self.matting_refine, guided_radius=self.guided_radius,

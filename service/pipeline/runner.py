@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DeadlineExceeded
-from . import band, codec, compose, geometry, trimap
+from . import band, codec, compose, geometry, trimap, zoom
 from .options import CutoutOptions
 from .sessions import MattingModel, RuntimeConfig, Segmenter, TrimapModel
 from .spec import SegmenterSpec, load_spec
@@ -43,6 +43,13 @@ class PipelineConfig(BaseModel):
     spinning: bool = False
     max_pixels: int = Field(50_000_000, gt=0)
     max_inference_side: int = Field(1500, ge=64)
+    zoom_min_gain: float = Field(
+        1.15, ge=0.0, description="segment an object again, cut from the frame, when that "
+        "enlarges it at least this much (0: never); measured in docs/performance.md")
+    zoom_margin: float = Field(0.3, ge=0.0, description="context around the object's box for "
+                               "that second pass, as a fraction of the box's long side")
+    zoom_blend: float = Field(0.5, ge=0.0, le=1.0, description="weight of the second pass "
+                              "inside the box (the rest is the first pass)")
     matting: Literal["band", "dense", "auto"] = "auto"
     matting_side: int = Field(512, ge=0, description="long side at which the band is matted "
                               "(0: the inference size); the matte is brought back up")
@@ -175,6 +182,14 @@ class Pipeline:
             trimap_size = geometry.fit_long_side(work_w, work_h, self.trimap_side)
         with stage("segment"):
             mask = guarded(lambda x, ro: self.segmenter.predict(x, trimap_size, ro))(work_rgb)
+            if self.config.zoom_min_gain > 0:
+                box = zoom.zoom_box(mask, self.config.zoom_margin, self.config.zoom_min_gain)
+                if box is not None:
+                    mask = zoom.look_closer(
+                        mask, work_rgb, box, self.trimap_side,
+                        lambda crop, size: guarded(
+                            lambda x, ro: self.segmenter.predict(x, size, ro))(crop),
+                        self.config.zoom_blend)
 
         if not options.needs("trimap"):
             with stage("upscale"):
