@@ -121,15 +121,17 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
     mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
     for name in sets:
         # Per image, so that an error analysis is read off the report, not a throwaway script.
-        images, seconds = [], []
+        images, seconds, second_looks = [], [], 0
         for item_id, rgb, gt in data.get(name, [])[:limit]:
             if upscale:
                 rgb, gt = upscaled(rgb, gt, upscale)
             body = _png(rgb)
             prob = _grey(pipeline.run(body, mask_opts).body)
             start = time.perf_counter()
-            alpha = _grey(pipeline.run(body, alpha_opts).body)
+            result = pipeline.run(body, alpha_opts)
             seconds.append(time.perf_counter() - start)
+            alpha = _grey(result.body)
+            second_looks += result.looked_closer
             image = {"id": item_id, "ours": _scores(prob, alpha, gt)}
             if teacher_scores is not None:
                 image["isnet"] = teacher_scores(name, item_id, rgb, gt)
@@ -137,7 +139,7 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
         if not images:
             continue
         entry = {"n": len(images), "ours": _mean([i["ours"] for i in images]),
-                 "seconds_per_image": float(np.mean(seconds))}
+                 "seconds_per_image": float(np.mean(seconds)), "second_looks": second_looks}
         if teacher_scores is not None:
             entry["isnet"] = _mean([i["isnet"] for i in images])
         entry["images"] = images
@@ -173,6 +175,10 @@ def format_report(report: dict) -> str:
             p = entry["isnet"]
             # The teacher's cached scores are mask-only: IoU and boundary F.
             lines.append(f"{name:<10} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f}")
+    looks = [f"{name} {entry['second_looks']} of {entry['n']}" for name, entry in report["sets"].items()
+             if "second_looks" in entry]
+    if looks:
+        lines.append("second look at a small object (service/pipeline/zoom.py): " + ", ".join(looks))
     return "\n".join(lines)
 
 

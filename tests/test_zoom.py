@@ -37,13 +37,15 @@ def _slit_square() -> bytes:
 def test_a_closer_look_finds_what_the_first_pass_blurred(random_model_dir, tmp_path):
     spec = SegmenterSpec(file=str(colour_segmenter(tmp_path / "colour.onnx")), input_size=64,
                          mean=(0, 0, 0), std=(1, 1, 1))
-    masks = {}
+    masks, looked = {}, {}
     for gain in (0.0, 1.15):
         config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec,
                                 zoom_min_gain=gain)
         result = Pipeline(config).run(_slit_square(), CutoutOptions(output="mask"))
         masks[gain] = np.asarray(decode(result.body)).astype(int)
+        looked[gain] = result.looked_closer
     plain, zoomed = masks[0.0], masks[1.15]
+    assert looked == {0.0: False, 1.15: True}
     assert plain.shape == zoomed.shape == (640, 640)
     # At 64 px the slit is a tenth of a pixel wide: the first pass calls it red.
     assert plain[320, 320] > 200

@@ -31,8 +31,6 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
                         "(fractions of the box's (h + w) / 2)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}
-    if "trimap_rate_range" in overrides:
-        overrides["trimap_rate_range"] = tuple(overrides["trimap_rate_range"])
     return TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)
 
 

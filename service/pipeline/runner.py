@@ -83,6 +83,7 @@ class Result:
     tiles: int = 0
     band_pixels: int = 0  # unknown pixels where the matting net ran (at the matting scale)
     net_pixels: int = 0  # pixels fed to the matting net (tiles x tile area, or the dense frame)
+    looked_closer: bool = False  # the segmenter took a second look at a small object (zoom.py)
 
 
 class Deadline:
@@ -180,16 +181,15 @@ class Pipeline:
                 work_alpha = geometry.resize(image.alpha, work_w, work_h)
                 work_rgb = codec.over_white(work_rgb, work_alpha)
             trimap_size = geometry.fit_long_side(work_w, work_h, self.trimap_side)
+        def segment(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+            return guarded(lambda x, ro: self.segmenter.predict(x, size, ro))(rgb)
+
         with stage("segment"):
-            mask = guarded(lambda x, ro: self.segmenter.predict(x, trimap_size, ro))(work_rgb)
-            if self.config.zoom_min_gain > 0:
-                box = zoom.zoom_box(mask, self.config.zoom_margin, self.config.zoom_min_gain)
-                if box is not None:
-                    mask = zoom.look_closer(
-                        mask, work_rgb, box, self.trimap_side,
-                        lambda crop, size: guarded(
-                            lambda x, ro: self.segmenter.predict(x, size, ro))(crop),
-                        self.config.zoom_blend)
+            mask = segment(work_rgb, trimap_size)
+            box = zoom.zoom_box(mask, self.config.zoom_margin, self.config.zoom_min_gain)
+            if box is not None:
+                mask = zoom.look_closer(mask, work_rgb, box, self.trimap_side, segment,
+                                        self.config.zoom_blend)
 
         if not options.needs("trimap"):
             with stage("upscale"):
@@ -235,7 +235,8 @@ class Pipeline:
                                 alpha=composed.matte)
         height, width = composed.pixels.shape[:2]
         return Result(body, codec.MEDIA_TYPES[options.format], width, height, full_w, full_h,
-                      composed.object_box, self.version, timings, tiles, band_pixels, net_px)
+                      composed.object_box, self.version, timings, tiles, band_pixels, net_px,
+                      looked_closer=box is not None)
 
     def _matte(self, rgb: np.ndarray, tri: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
                ) -> tuple[np.ndarray, int, int]:

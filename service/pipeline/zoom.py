@@ -20,8 +20,11 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom as fractions
 
 
 def zoom_box(mask: np.ndarray, margin: float, min_gain: float) -> Box | None:
-    """The region worth a second pass, or None when there is no object (mask > 0.5) or it fills
-    too much of the frame for the second pass to enlarge it `min_gain` times."""
+    """The region worth a second pass, or None when there is no object (mask > 0.5), it fills
+    too much of the frame for the second pass to enlarge it `min_gain` times, or min_gain <= 0
+    (second looks off)."""
+    if min_gain <= 0:
+        return None
     box = geometry.bounding_box(mask, 0.5)
     if box is None:
         return None
