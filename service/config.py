@@ -120,6 +120,9 @@ class Settings(BaseSettings):
         "on the band, fewer of them (docs/performance.md)")
     matting_side: int = Field(512, ge=0, le=8192, description="long side at which the band is "
                               "matted (0: the inference size); the matte is brought back up")
+    matting_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the matting net's alpha in the unknown band; "
+        "the rest is the segmenter's probability (1: the matting net alone; docs/performance.md)")
     matting_refine: Literal["none", "guided"] = Field(
         "guided", description="how a reduced-scale matte returns to the inference size: "
         "bilinear, or a guided filter with the full-size image as guide")
@@ -197,6 +200,7 @@ class Settings(BaseSettings):
             zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend, matting=self.matting,
             tile_size=self.tile_size, tile_margin=self.tile_margin, tile_batch=self.tile_batch,
             tile_placement=self.tile_placement, matting_side=self.matting_side,
+            matting_weight=self.matting_weight,
             matting_refine=self.matting_refine, guided_radius=self.guided_radius,
             guided_eps=self.guided_eps, graph_optimization=self.ort_graph_optimization,
             png_compression=self.png_compression, png_filter=self.png_filter,

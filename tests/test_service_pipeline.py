@@ -213,3 +213,38 @@ def test_square_external_segmenter_with_minmax_output(random_model_dir, tmp_path
                                   CutoutOptions(output="mask"))
     mask = np.asarray(decode(result.body))
     assert mask.shape == (120, 300) and mask[60, 150] > 240 and mask[5, 5] < 15
+
+
+def test_matting_weight_mixes_the_two_nets_in_the_band_only(random_model_dir, tmp_path):
+    """matting_weight 1: the band is the matting net's; 0: the segmenter's probability; 0.5:
+    their mean. Known pixels are the trimap's 0 / 1 whatever the weight."""
+    segmenter = colour_segmenter(tmp_path / "colour.onnx")
+    spec = SegmenterSpec(file=str(segmenter), input_size=160, mean=(0, 0, 0), std=(1, 1, 1))
+    # 320 x 240: the bundled segmenter's working size, so mask and matte share one grid.
+    data = encoded(disc_image(320, 240, radius=60), "PNG")
+
+    def run(output: str, **fields) -> np.ndarray:
+        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec, **fields)
+        return np.asarray(decode(Pipeline(config).run(data, CutoutOptions(output=output)).body),
+                          dtype=np.int32)
+
+    mattes = {w: run("alpha", matting_weight=w) for w in (0.0, 0.5, 1.0)}
+    mask, tri = run("mask"), run("trimap")
+    band_px, known = tri == 128, tri != 128
+    assert band_px.sum() > 500
+    for matte in mattes.values():
+        assert (matte[known] == np.where(tri[known] == 255, 255, 0)).all()
+    assert np.abs(mattes[0.0][band_px] - mask[band_px]).max() <= 1
+    assert np.abs(mattes[1.0][band_px] - mattes[0.0][band_px]).mean() > 5  # the nets differ
+    mean = (mattes[0.0] + mattes[1.0]) / 2
+    assert np.abs(mattes[0.5][band_px] - mean[band_px]).max() <= 1.5
+
+
+def test_mix_with_mask_leaves_known_pixels_and_weight_one_alone():
+    tri = ring_trimap(40, 50)
+    alpha = np.where(tri == 0.5, 0.2, tri).astype(np.float32)
+    probability = np.full(tri.shape, 0.8, np.float32)
+    assert band.mix_with_mask(alpha, tri, probability, 1.0) is alpha
+    mixed = band.mix_with_mask(alpha, tri, probability, 0.25)
+    np.testing.assert_allclose(mixed[tri == 0.5], 0.25 * 0.2 + 0.75 * 0.8, rtol=1e-6)
+    assert (mixed[tri != 0.5] == tri[tri != 0.5]).all()

@@ -12,23 +12,28 @@ from .config import TrainConfig
 from .loop import Trainer
 
 
+# Fields given as two numbers (LOW HIGH) on the command line.
+PAIRS = ("trimap_rate_range", "unsure_band")
+
+
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["seg", "matting"])
     parser.add_argument("--run-dir", type=Path, required=True)
     for name, field in TrainConfig.model_fields.items():
-        if name in ("task", "run_dir", "segmenter", "matting", "trimap_rate_range"):
+        if name in ("task", "run_dir", "segmenter", "matting"):
             continue
         flag = f"--{name.replace('_', '-')}"
+        if name in PAIRS:
+            parser.add_argument(flag, type=float, nargs=2, metavar=("LOW", "HIGH"),
+                                default=None, help=field.description)
+            continue
         if field.annotation is bool:
             parser.add_argument(flag, action="store_true", default=None, help=field.description)
             continue
         kind = Path if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter") else field.annotation
         parser.add_argument(flag, type=kind, default=None,
                             help=field.description)
-    parser.add_argument("--trimap-rate-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        default=None, help="matting: ED rates drawn per sample from [LOW, HIGH] "
-                        "(fractions of the box's (h + w) / 2)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}
     return TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)

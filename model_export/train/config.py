@@ -51,6 +51,14 @@ class TrainConfig(BaseModel):
         "service gives it, misplaced edges and all")
     segmenter_trimap_share: float = Field(
         0.5, description="matting: share of batches whose trimap comes from --trimap-segmenter")
+    unsure_band: tuple[float, float] | None = Field(
+        None, description="matting: the ED layer's unsure band (segmenter probabilities between "
+        "LOW and HIGH are unknown) for trimaps from --trimap-segmenter and for validation; "
+        "train with the band the export will use")
+    unsure_blob_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="matting: share of GT trimaps that also get random "
+        "unknown blobs, deep inside the object and the background, so the net learns to fill "
+        "an unknown patch with no edge in it (what the unsure band hands it)")
     segmenter: SegmenterConfig = SegmenterConfig()
     matting: MattingConfig = MattingConfig()
 
@@ -60,4 +68,11 @@ class TrainConfig(BaseModel):
         low, high = value
         if not 0.0 <= low <= high <= 0.5:
             raise ValueError(f"trimap_rate_range needs 0 <= LOW <= HIGH <= 0.5, got {value}")
+        return value
+
+    @field_validator("unsure_band")
+    @classmethod
+    def _straddles_half(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0.0 <= value[0] < 0.5 < value[1] <= 1.0:
+            raise ValueError(f"unsure_band needs 0 <= LOW < 0.5 < HIGH <= 1, got {value}")
         return value

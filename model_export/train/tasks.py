@@ -94,7 +94,8 @@ class MattingTask:
         self.model = build_matting(config.matting)
         # Validation trimaps use the exported rates; training passes per-sample ones.
         self.ed = build_trimap(TrimapConfig(
-            max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2)))
+            max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2),
+            unsure_band=config.unsure_band))
         self.segmenter = None
         if config.trimap_segmenter is not None:
             net, _, _ = load_trained(config.trimap_segmenter, build_segmenter, SegmenterConfig)
@@ -117,19 +118,21 @@ class MattingTask:
                 and random.random() < self.config.segmenter_trimap_share:
             # The service's trimap exactly: its errors are what the net must learn to live with,
             # so no GT translucency is written into it.
-            return self.ed(self.segmenter_mask(image), erode_rate, dilate_rate)
+            return self.ed(self.segmenter_probability(image), erode_rate, dilate_rate)
         # Also perturb the mask threshold a little: segmenter masks are never exactly GT.
         mask = (gt_alpha > random.uniform(0.2, 0.8)).to(gt_alpha.dtype)
         trimap = self.ed(mask, erode_rate, dilate_rate)
         # Translucent pixels must never be marked as known.
-        translucent = (gt_alpha > 0.02) & (gt_alpha < 0.98)
-        return torch.where(translucent, torch.full_like(trimap, 0.5), trimap)
+        unknown = (gt_alpha > 0.02) & (gt_alpha < 0.98)
+        if random.random() < self.config.unsure_blob_share:
+            unknown |= unsure_blobs(gt_alpha)
+        return torch.where(unknown, torch.full_like(trimap, 0.5), trimap)
 
     @torch.no_grad()
-    def segmenter_mask(self, image: torch.Tensor) -> torch.Tensor:
-        """The segmenter's hard mask of a normalised batch (both nets take ImageNet-normalised
-        RGB)."""
-        return (self.segmenter(image) > 0).to(image.dtype)
+    def segmenter_probability(self, image: torch.Tensor) -> torch.Tensor:
+        """The segmenter's foreground probability for a normalised batch (both nets take
+        ImageNet-normalised RGB); the ED layer thresholds it, and its unsure band reads it."""
+        return torch.sigmoid(self.segmenter(image))
 
     def inputs(self, batch: dict) -> torch.Tensor:
         return torch.cat([batch["image"], self.make_trimap(batch["alpha"], batch["image"])], dim=1)
@@ -168,7 +171,7 @@ class MattingTask:
                 # The first figure picks best.pt: the service's case when there is a segmenter.
                 trimaps = {}
                 if self.segmenter is not None:
-                    trimaps["mad_segmenter_trimap"] = self.ed(self.segmenter_mask(x))
+                    trimaps["mad_segmenter_trimap"] = self.ed(self.segmenter_probability(x))
                 trimaps["mad"] = self.ed((gt_t > 0.5).float())
                 for key, trimap in trimaps.items():
                     alpha = model(torch.cat([x, trimap], dim=1)).cpu()
@@ -178,6 +181,21 @@ class MattingTask:
                 out[f"{name}_{key}"] = float(np.mean(values))
         model.train()
         return out
+
+
+def unsure_blobs(like: torch.Tensor, cells: int = 6, cover: tuple[float, float] = (0.03, 0.2)
+                 ) -> torch.Tensor:
+    """A few smooth random blobs per sample (bool, shape of `like` [N,1,H,W]) covering a share
+    drawn from `cover`: noise on a coarse grid, enlarged bicubically, kept above its own
+    quantile."""
+    n, _, height, width = like.shape
+    noise = torch.rand(n, 1, cells, cells, device=like.device)
+    field = F.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False)
+    share = torch.empty(n, device=like.device).uniform_(*cover)
+    flat = field.flatten(1)
+    rank = ((1.0 - share) * (flat.shape[1] - 1)).long().view(n, 1)
+    level = flat.sort(dim=1).values.gather(1, rank).view(n, 1, 1, 1)
+    return field > level
 
 
 def build_task(config: TrainConfig):

@@ -262,3 +262,19 @@ def upscale_band(alpha_small: np.ndarray, rgb_small: np.ndarray, trimap_full: np
         raise ValueError(f"refine must be none or guided, not {refine!r}")
     out[unknown] = np.clip(values, 0.0, 1.0)
     return out
+
+
+def mix_with_mask(alpha: np.ndarray, trimap: np.ndarray, probability: np.ndarray,
+                  weight: float) -> np.ndarray:
+    """In the unknown band, `weight` x the matting net's alpha + the rest x the segmenter's
+    probability (same size as `alpha`); known pixels keep their exact 0 / 1. The two nets err
+    differently near edges (the matting net on pale parts, the segmenter by blurring), so
+    their mean is closer to the truth than either (docs/performance.md, lever 7)."""
+    if weight >= 1.0:
+        return alpha
+    out = alpha.copy()
+    unknown = unknown_region(trimap)
+    # An external segmenter without an activation may stray outside [0, 1].
+    mixed = weight * alpha[unknown] + (1.0 - weight) * np.clip(probability[unknown], 0.0, 1.0)
+    out[unknown] = mixed
+    return out

@@ -53,6 +53,10 @@ class PipelineConfig(BaseModel):
     matting: Literal["band", "dense", "auto"] = "auto"
     matting_side: int = Field(512, ge=0, description="long side at which the band is matted "
                               "(0: the inference size); the matte is brought back up")
+    matting_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the matting net's alpha in the unknown "
+        "band; the rest is the segmenter's probability (1: the matting net alone); measured "
+        "in docs/performance.md")
     matting_refine: Literal["none", "guided"] = "guided"
     guided_radius: int = Field(2, ge=1)
     guided_eps: float = Field(1e-3, gt=0)
@@ -225,6 +229,9 @@ class Pipeline:
                             small, small_rgb, crop_tri, crop_rgb, self.config.matting_refine,
                             self.config.guided_radius, self.config.guided_eps)
                 with stage("upscale"):
+                    if self.config.matting_weight < 1.0:
+                        alpha = band.mix_with_mask(alpha, fine, geometry.resize(mask, work_w, work_h),
+                                                   self.config.matting_weight)
                     matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
                     if image.alpha is not None:
                         matte = compose.multiply_mattes(matte, image.alpha)

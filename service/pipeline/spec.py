@@ -49,6 +49,7 @@ class TrimapSpec(_Stage):
     erode_rate: float = 0.02
     dilate_rate: float = 0.02
     max_radius: int = 24
+    unsure_band: tuple[float, float] | None = None  # inside the graph; recorded for reading
 
 
 class MattingSpec(_Stage):
