@@ -325,8 +325,9 @@ def test_unsure_band_reaches_the_segmenter_trimaps(tmp_path, random_model_dir):
 
 
 def test_unsure_band_must_straddle_one_half(tmp_path):
+    """A band the threshold lies outside of stops the run before its first step (the ED layer
+    checks it)."""
     import pytest
-    from pydantic import ValidationError
 
-    with pytest.raises(ValidationError):
-        TrainConfig(task="matting", run_dir=tmp_path, unsure_band=(0.6, 0.9))
+    with pytest.raises(ValueError, match="straddle"):
+        MattingTask(TrainConfig(task="matting", run_dir=tmp_path, unsure_band=(0.6, 0.9)))

@@ -69,10 +69,3 @@ class TrainConfig(BaseModel):
         if not 0.0 <= low <= high <= 0.5:
             raise ValueError(f"trimap_rate_range needs 0 <= LOW <= HIGH <= 0.5, got {value}")
         return value
-
-    @field_validator("unsure_band")
-    @classmethod
-    def _straddles_half(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not 0.0 <= value[0] < 0.5 < value[1] <= 1.0:
-            raise ValueError(f"unsure_band needs 0 <= LOW < 0.5 < HIGH <= 1, got {value}")
-        return value
