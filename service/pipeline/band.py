@@ -267,11 +267,13 @@ def upscale_band(alpha_small: np.ndarray, rgb_small: np.ndarray, trimap_full: np
 def mix_with_mask(alpha: np.ndarray, trimap: np.ndarray, probability: np.ndarray,
                   weight: float) -> np.ndarray:
     """In the unknown band, `weight` x the matting net's alpha + the rest x the segmenter's
-    probability (same size as `alpha`); known pixels keep their exact 0 / 1. The two nets err
-    differently near edges (the matting net on pale parts, the segmenter by blurring), so
-    their mean is closer to the truth than either (docs/performance.md, lever 7)."""
+    probability (at any size; resized to `alpha`'s); known pixels keep their exact 0 / 1. The
+    two nets err differently near edges (the matting net on pale parts, the segmenter by
+    blurring), so their mean is closer to the truth than either (docs/performance.md, lever 7)."""
     if weight >= 1.0:
         return alpha
+    height, width = alpha.shape
+    probability = geometry.resize(probability, width, height)
     out = alpha.copy()
     unknown = unknown_region(trimap)
     # An external segmenter without an activation may stray outside [0, 1].

@@ -229,9 +229,7 @@ class Pipeline:
                             small, small_rgb, crop_tri, crop_rgb, self.config.matting_refine,
                             self.config.guided_radius, self.config.guided_eps)
                 with stage("upscale"):
-                    if self.config.matting_weight < 1.0:
-                        alpha = band.mix_with_mask(alpha, fine, geometry.resize(mask, work_w, work_h),
-                                                   self.config.matting_weight)
+                    alpha = band.mix_with_mask(alpha, fine, mask, self.config.matting_weight)
                     matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
                     if image.alpha is not None:
                         matte = compose.multiply_mattes(matte, image.alpha)
