@@ -170,9 +170,9 @@ class SegmentationDataset(_SeededDataset):
 
     def __init__(self, split: str = "train", size: int = 320, cache: Path = DEFAULT_CACHE,
                  seed: int = 0, ccp_share: float = 0.5, length: int | None = None,
-                 ccp_root: Path = CCP_ROOT) -> None:
+                 ccp_root: Path = CCP_ROOT, hole_share: float = 0.0) -> None:
         self.split, self.size, self.seed, self.epoch = split, size, seed, 0
-        self.lib = Library(Path(cache), split)
+        self.lib = Library(Path(cache), split, hole_share=hole_share)
         self.ccp_root = ccp_root
         self.ccp_ids = _ccp_ids(split, ccp_root)
         self.ccp_share = ccp_share if self.ccp_ids else 0.0

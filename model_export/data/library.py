@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import synth
+from . import holes, synth
 
 # Share of each foreground source in the composites (renormalised over what is installed).
 # 'procedural' (textured blobs with hair-like strands) is always available.
@@ -59,7 +59,8 @@ def read_rgb(path: Path) -> np.ndarray:
 class Library:
     """Lists the files of one split; samples foregrounds by source weight and background photos."""
 
-    def __init__(self, cache: Path, split: str, procedural: bool = True) -> None:
+    def __init__(self, cache: Path, split: str, procedural: bool = True,
+                 hole_share: float = 0.0, hole_min: float = 0.05) -> None:
         _check_split(split)
         self.cache = Path(cache)
         self.split = split
@@ -73,6 +74,11 @@ class Library:
         weights = np.array([FG_WEIGHTS.get(s, 0.05) for s in sources], np.float64)
         self.sources = sources
         self.weights = weights / weights.sum()
+        # a share of draws taken from objects with see-through holes (holes.py), any source
+        self.hole_share = hole_share
+        self.holed: list[Path] = []
+        if hole_share > 0:
+            self.holed = holes.holed([p for files in self.fg.values() for p in files], hole_min)
 
     @property
     def has_true_alpha(self) -> bool:
@@ -83,6 +89,10 @@ class Library:
 
     def sample_fg(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
         """(rgb float32 [h,w,3], alpha [h,w], source name)."""
+        if self.holed and rng.random() < self.hole_share:
+            path = self.holed[int(rng.integers(len(self.holed)))]
+            rgb, alpha = read_rgba(path)
+            return rgb, alpha, path.name.split("__", 1)[0]
         source = str(self.sources[int(rng.choice(len(self.sources), p=self.weights))])
         if source == "procedural":
             rgb, alpha = synth.procedural_object(rng, int(rng.integers(160, 320)))

@@ -26,6 +26,9 @@ class TrainConfig(BaseModel):
     edge_radius: int = Field(5, description="seg: width in px of that edge band")
     ccp_share: float = Field(0.5, description="seg: share of views from CCP photos (the rest are "
                              "composites of library objects)")
+    hole_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="seg: share of library objects drawn from those with "
+        "see-through holes (model_export/data/holes.py), which the segmenter tends to fill")
     epoch_size: int = Field(2000, description="samples per epoch; loader workers restart each "
                             "epoch, so a fast device wants long epochs")
     freeze_norm: bool = Field(False, description="keep every BatchNorm in eval mode (running "

@@ -53,6 +53,7 @@ class SegmentationTask:
 
         return SegmentationDataset("train", size=self.config.size, seed=self.config.seed,
                                    ccp_share=self.config.ccp_share, length=self.config.epoch_size,
+                                   hole_share=self.config.hole_share,
                                    **_data_paths(self.config))
 
     def inputs(self, batch: dict) -> torch.Tensor:
