@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from model_export.train.config import TrainConfig
@@ -331,3 +332,54 @@ def test_unsure_band_must_straddle_one_half(tmp_path):
 
     with pytest.raises(ValueError, match="straddle"):
         MattingTask(TrainConfig(task="matting", run_dir=tmp_path, unsure_band=(0.6, 0.9)))
+
+
+
+def _autocast_steps(trainer: Trainer, steps: int = 6) -> list[torch.Tensor]:
+    batch = _disc_batch()
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(trainer.model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        with trainer.autocast():
+            loss, _ = trainer.task.loss(trainer.model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss)
+    return losses
+
+
+@pytest.mark.parametrize("task", ["seg", "matting"])
+def test_bf16_precision_runs_convolutions_in_bfloat16_and_still_learns(tmp_path, monkeypatch, task):
+    """--precision bf16: the step's convolutions run in bfloat16 (what makes it faster), the
+    loss comes back float32 and falls over a few steps; weights stay float32."""
+    if task == "seg":
+        config = _quick_seg_config(tmp_path, monkeypatch, precision="bf16")
+    else:
+        config = TrainConfig(task="matting", run_dir=tmp_path, precision="bf16")
+    trainer = Trainer(config)
+    seen: list[torch.dtype] = []
+    for module in trainer.model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    losses = _autocast_steps(trainer)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(loss.dtype == torch.float32 for loss in losses)
+    assert losses[-1].item() < losses[0].item() * 0.9
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_fp32_precision_leaves_autocast_off(tmp_path, monkeypatch):
+    trainer = Trainer(_quick_seg_config(tmp_path, monkeypatch))
+    with trainer.autocast():
+        assert trainer.model(_disc_batch()["image"]).dtype == torch.float32
+
+
+def test_precision_from_the_command_line(tmp_path):
+    from model_export.train.__main__ import parse_config
+
+    assert parse_config(["seg", "--run-dir", str(tmp_path)]).precision == "fp32"
+    assert parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(SystemExit):
+        parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "fp8"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from .config import TrainConfig
 from .loop import Trainer
@@ -27,6 +28,10 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         if name in PAIRS:
             parser.add_argument(flag, type=float, nargs=2, metavar=("LOW", "HIGH"),
                                 default=None, help=field.description)
+            continue
+        if get_origin(field.annotation) is Literal:
+            parser.add_argument(flag, choices=get_args(field.annotation), default=None,
+                                help=field.description)
             continue
         if field.annotation is bool:
             parser.add_argument(flag, action="store_true", default=None, help=field.description)

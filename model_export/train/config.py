@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
     freeze_norm: bool = Field(False, description="keep every BatchNorm in eval mode (running "
                               "statistics fixed, affine still learnt): fine-tuning a net trained "
                               "at large batches with batches too small for batch statistics")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: the nets' forward passes under bfloat16 autocast (weights, "
+        "optimiser and losses stay float32); 1.8x the images/s on a CPU with AVX512-BF16 "
+        "(docs/training.md)")
     seed: int = 0
     device: str = "cpu"
     data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")

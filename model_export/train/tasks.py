@@ -60,7 +60,7 @@ class SegmentationTask:
         return batch["image"]
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(self.inputs(batch))
+        logits = model(self.inputs(batch)).float()  # float32 losses under bf16 autocast
         loss = bce_dice_loss(logits, batch["mask"], edge_weight=self.config.edge_weight,
                              edge_radius=self.config.edge_radius)
         return loss, {"loss": loss.item()}
@@ -133,7 +133,7 @@ class MattingTask:
     def segmenter_probability(self, image: torch.Tensor) -> torch.Tensor:
         """The segmenter's foreground probability for a normalised batch (both nets take
         ImageNet-normalised RGB); the ED layer thresholds it, and its unsure band reads it."""
-        return torch.sigmoid(self.segmenter(image))
+        return torch.sigmoid(self.segmenter(image).float())
 
     def inputs(self, batch: dict) -> torch.Tensor:
         return torch.cat([batch["image"], self.make_trimap(batch["alpha"], batch["image"])], dim=1)
@@ -142,7 +142,7 @@ class MattingTask:
         gt = batch["alpha"]
         x = self.inputs(batch)
         trimap = x[:, 3:]
-        raw = model.forward_raw(x)
+        raw = model.forward_raw(x).float()
         unknown = (trimap == 0.5).to(raw.dtype)
         loss, parts = matting_loss(raw, gt, batch["fg"], batch["bg"], unknown)
         return loss, {"loss": loss.item(), **parts}
