@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .metrics import boundary_f_score, gradient_error, iou, mad
+from .metrics import boundary_f_score, gradient_error, iou, iou_loss_by_region, mad
 
 SETS = ("ccp_val", "studio", "cluttered")
 
@@ -102,8 +102,10 @@ def parse_settings(items: list[str]) -> dict:
 def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
              matting: str = "auto", input_size: int | None = None, teacher: bool = True,
              threads: int = 2, settings: dict | None = None, upscale: int | None = None,
-             data: dict | None = None) -> dict:
-    """`data`: the sets as `evaluation_sets()` gives them (default: the built cache's)."""
+             data: dict | None = None, regions: bool = False) -> dict:
+    """`data`: the sets as `evaluation_sets()` gives them (default: the built cache's).
+    `regions`: also split each image's alpha IoU loss by trimap region (one more pass up to
+    the trimap per image)."""
     from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
 
     from .data import evaluation_sets
@@ -119,6 +121,7 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
                     "input_size": input_size or pipeline.spec.segmenter.input_size,
                     "settings": settings, "upscale": upscale, "sets": {}}
     mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
+    trimap_opts = CutoutOptions(output="trimap")
     for name in sets:
         # Per image, so that an error analysis is read off the report, not a throwaway script.
         images, seconds, second_looks = [], [], 0
@@ -133,6 +136,9 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
             alpha = _grey(result.body)
             second_looks += result.looked_closer
             image = {"id": item_id, "ours": _scores(prob, alpha, gt)}
+            if regions:
+                trimap = _grey(pipeline.run(body, trimap_opts).body)
+                image["iou_loss"] = iou_loss_by_region(alpha, gt, trimap)
             if teacher_scores is not None:
                 image["isnet"] = teacher_scores(name, item_id, rgb, gt)
             images.append(image)
@@ -142,6 +148,9 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
                  "seconds_per_image": float(np.mean(seconds)), "second_looks": second_looks}
         if teacher_scores is not None:
             entry["isnet"] = _mean([i["isnet"] for i in images])
+        if regions:
+            entry["iou_loss_sum"] = {k: float(sum(i["iou_loss"][k] for i in images))
+                                     for k in images[0]["iou_loss"]}
         entry["images"] = images
         report["sets"][name] = entry
     return report
@@ -179,6 +188,12 @@ def format_report(report: dict) -> str:
              if "second_looks" in entry]
     if looks:
         lines.append("second look at a small object (service/pipeline/zoom.py): " + ", ".join(looks))
+    for name, entry in report["sets"].items():
+        if "iou_loss_sum" in entry:
+            sums = entry["iou_loss_sum"]
+            lines.append(f"{name}: alpha IoU loss summed over images, by trimap region: known fg "
+                         f"{sums['fg']:.2f}, band {sums['band']:.2f}, known bg {sums['bg']:.2f} "
+                         f"(mean IoU = 1 - total / {entry['n']})")
     return "\n".join(lines)
 
 
@@ -216,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the report here (with per-image figures)")
     parser.add_argument("--worst", type=int, default=0, metavar="N",
                         help="also list the N images of each set with the lowest mask IoU")
+    parser.add_argument("--regions", action="store_true",
+                        help="also split the alpha IoU loss by trimap region: known foreground "
+                        "and background (the segmenter's errors) against the unknown band")
     parser.add_argument("--teacher-only", action="store_true", help="only score the ISNet teacher")
     args = parser.parse_args(argv)
     if args.teacher_only:
@@ -225,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.matting_side is not None:
         settings["matting_side"] = args.matting_side
     report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
-                      args.input_size, not args.no_teacher, args.threads, settings, args.upscale)
+                      args.input_size, not args.no_teacher, args.threads, settings, args.upscale,
+                      regions=args.regions)
     print(format_report(report))
     if args.worst:
         print(worst_images(report, args.worst))

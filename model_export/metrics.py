@@ -72,3 +72,20 @@ def gradient_error(pred: np.ndarray, gt: np.ndarray, sigma: float = 1.4) -> floa
         return np.sqrt(gx**2 + gy**2)
 
     return float(((magnitude(pred) - magnitude(gt)) ** 2).sum() / 1000.0)
+
+
+def iou_loss_by_region(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
+                       threshold: float = 0.5) -> dict[str, float]:
+    """1 - IoU split by the trimap's regions: the pixels where prediction and GT disagree,
+    counted where the trimap says known foreground (`fg`), unknown (`band`) or known background
+    (`bg`), each over the union. The three add up to 1 - iou(pred, gt). Known-region errors are
+    the segmenter's alone (the matting net never changes them); band errors are shared."""
+    p = pred >= threshold
+    g = gt >= threshold
+    union = np.logical_or(p, g).sum()
+    wrong = p != g
+    regions = {"fg": trimap > 0.75, "band": (trimap >= 0.25) & (trimap <= 0.75),
+               "bg": trimap < 0.25}
+    if union == 0:
+        return {name: 0.0 for name in regions}
+    return {name: float((wrong & region).sum() / union) for name, region in regions.items()}

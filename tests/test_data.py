@@ -171,6 +171,21 @@ def test_evaluate_reports_each_image_through_the_serving_pipeline(
     assert lowest["id"] in listing[1]
 
 
+def test_evaluate_splits_each_images_loss_by_trimap_region(
+        built: tuple[Path, Roots, dict], random_model_dir: Path) -> None:
+    from model_export.evaluate import evaluate, format_report
+
+    cache, roots, _ = built
+    report = evaluate(random_model_dir, sets=("studio",), teacher=False, threads=1,
+                      data=evaluation_sets(cache, ccp_root=roots.ccp), regions=True)
+    entry = report["sets"]["studio"]
+    for image in entry["images"]:
+        assert sum(image["iou_loss"].values()) == pytest.approx(1.0 - image["ours"]["iou"])
+    assert entry["iou_loss_sum"]["band"] == pytest.approx(
+        sum(image["iou_loss"]["band"] for image in entry["images"]))
+    assert "by trimap region" in format_report(report)
+
+
 def test_evaluate_at_another_segmenter_size_leaves_the_model_folder_alone(
         built: tuple[Path, Roots, dict], random_model_dir: Path, tmp_path: Path) -> None:
     """`--input-size` works through the pipeline's own setting: no copy of the folder is made,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_export.metrics import boundary_f_score, gradient_error, iou, mad, mse
+from model_export.metrics import (boundary_f_score, gradient_error, iou, iou_loss_by_region, mad,
+                                  mse)
 
 
 def _square(size: int = 100, lo: int = 20, hi: int = 80) -> np.ndarray:
@@ -67,3 +68,20 @@ def test_gradient_error_grows_with_blur_of_a_sharp_edge():
     assert 0 < gradient_error(slight, gt) < gradient_error(heavy, gt)
     # A constant offset has no gradient: no gradient error.
     assert gradient_error(np.clip(gt + 0.1, 0, 1.1), gt + 0.1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_iou_loss_by_region_splits_the_loss_where_the_trimap_puts_it():
+    """A square with a filled-in hole (known foreground) and a ring of edge errors (band)."""
+    gt = _square()
+    gt[40:60, 40:60] = 0.0  # the hole: 400 px
+    pred = _square(lo=22, hi=78)  # the outline 2 px short on every side: 464 px missed
+    trimap = np.zeros_like(gt)
+    trimap[18:82, 18:82] = 0.5
+    trimap[25:75, 25:75] = 1.0  # the hole lies in known foreground
+    split = iou_loss_by_region(pred, gt, trimap)
+    union = 3600 - 400 + 400  # GT's 3200 + the filled hole
+    assert split["fg"] == pytest.approx(400 / union)
+    assert split["band"] == pytest.approx((3600 - 56 * 56) / union)
+    assert split["bg"] == 0.0
+    assert sum(split.values()) == pytest.approx(1.0 - iou(pred, gt))
+    assert iou_loss_by_region(gt, gt, trimap) == {"fg": 0.0, "band": 0.0, "bg": 0.0}
