@@ -1,0 +1,101 @@
+"""python -m model_export.soup: a net between two fine-tunings of one net, by its weights.
+
+Weight-space ensembling (WiSE-FT, Wortsman et al., 2022): a net fine-tuned from another lies in
+the same basin, so the straight line between their weights holds nets that keep what each end
+does well. It costs nothing at serve time (one net, same graph). Here a segmenter fine-tuned on
+objects with see-through holes learnt to open them but also opened pale surfaces (a clock's
+face, a white glove); halfway back to the shipped one kept most of the first and little of the
+second (docs/training.md, "Weight-space ensembles").
+
+BatchNorm makes raw weights incomparable: a net imported from a graph and the same net after a
+run can hold the same function with other running statistics and affines. Both nets are first
+folded (each BatchNorm into the conv before it, leaving an identity norm that carries the bias),
+so what is interpolated is the function's own weights.
+
+    python -m model_export.soup seg models/segmenter.onnx runs/segA/best.pt --weight 0.5 \\
+        --out runs/soup/seg.pt
+    python -m model_export.export --segmenter runs/soup/seg.pt --matting models/matting.onnx ...
+
+The result is a checkpoint the export reads. To train on from it, export it first and start from
+the graph (`--init-weights DIR/segmenter.onnx`): its norms are folded, so batch statistics would
+not match them.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
+from .trained import load_trained
+
+NETS = {"seg": (build_segmenter, SegmenterConfig), "matting": (build_matting, MattingConfig)}
+
+
+@torch.no_grad()
+def fold_batchnorms(net: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a conv (ConvNormAct) into that conv, in place.
+    The norm stays as an identity (mean 0, variance 1 - eps, scale 1) whose shift is the folded
+    bias, so the module tree and the state dict keys are unchanged. Eval-mode function kept."""
+    for module in net.modules():
+        children = list(module.children())
+        for conv, norm in zip(children, children[1:]):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
+                continue
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            shift = norm.bias - norm.running_mean * scale
+            if conv.bias is not None:
+                shift += conv.bias * scale
+                conv.bias.zero_()
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(shift)
+    return net
+
+
+def interpolate(a: nn.Module, b: nn.Module, weight: float) -> dict[str, torch.Tensor]:
+    """(1 - weight) x a + weight x b, both folded first; integer buffers are b's."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must lie in [0, 1], got {weight}")
+    sa = fold_batchnorms(a.eval()).state_dict()
+    sb = fold_batchnorms(b.eval()).state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ValueError("the two nets differ in structure: a soup needs one architecture")
+    return {k: torch.lerp(sa[k], sb[k], weight) if sa[k].is_floating_point() else sb[k]
+            for k in sa}
+
+
+def soup(task: str, source_a: Path, source_b: Path, weight: float) -> dict:
+    """A checkpoint-like state (what `load_trained` and the export read) of the interpolated net,
+    recording both sources and the weight in its training record."""
+    build, config_cls = NETS[task]
+    net_a, config_a, _ = load_trained(source_a, build, config_cls)
+    net_b, config_b, state_b = load_trained(source_b, build, config_cls)
+    if config_a != config_b:
+        raise ValueError(f"the two nets have different configs: {config_a} / {config_b}")
+    weights = interpolate(net_a, net_b, weight)
+    record = dict(state_b.get("train_config") or {})
+    record["soup"] = {"of": [str(source_a), str(source_b)], "weights": [1.0 - weight, weight]}
+    return {"ema": weights, "model_config": config_b.model_dump(), "train_config": record}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=sorted(NETS))
+    parser.add_argument("a", type=Path, help="one end: checkpoint, travel folder or graph")
+    parser.add_argument("b", type=Path, help="the other end (its training record is kept)")
+    parser.add_argument("--weight", type=float, default=0.5, help="share of b (0: a, 1: b)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(soup(args.task, args.a, args.b, args.weight), args.out)
+    print(f"wrote {args.out}: {1 - args.weight:g} x {args.a} + {args.weight:g} x {args.b}")
+
+
+if __name__ == "__main__":
+    main()
