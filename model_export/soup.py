@@ -69,13 +69,20 @@ def interpolate(a: nn.Module, b: nn.Module, weight: float) -> dict[str, torch.Te
             for k in sa}
 
 
+def _same_net(config_a, config_b) -> bool:
+    """Equal but for the working size: a serving choice, not part of the net (a shipped graph
+    records 448 px, the run that trained it 320)."""
+    serving = {"input_size"}
+    return config_a.model_dump(exclude=serving) == config_b.model_dump(exclude=serving)
+
+
 def soup(task: str, source_a: Path, source_b: Path, weight: float) -> dict:
     """A checkpoint-like state (what `load_trained` and the export read) of the interpolated net,
     recording both sources and the weight in its training record."""
     build, config_cls = NETS[task]
     net_a, config_a, _ = load_trained(source_a, build, config_cls)
     net_b, config_b, state_b = load_trained(source_b, build, config_cls)
-    if config_a != config_b:
+    if not _same_net(config_a, config_b):
         raise ValueError(f"the two nets have different configs: {config_a} / {config_b}")
     weights = interpolate(net_a, net_b, weight)
     record = dict(state_b.get("train_config") or {})

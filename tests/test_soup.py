@@ -109,6 +109,11 @@ def test_soup_cli_writes_a_checkpoint_the_export_reads(tmp_path):
 
 def test_a_soup_needs_one_architecture_and_a_weight_in_range(tmp_path):
     _checkpoint(_segmenter(0), tmp_path / "a.pt", "runs/a")
+    served = _segmenter(1)  # another working size is the same net
+    torch.save({"ema": served.state_dict(),
+                "model_config": SegmenterConfig(input_size=448).model_dump(),
+                "train_config": {}}, tmp_path / "served.pt")
+    assert soup("seg", tmp_path / "a.pt", tmp_path / "served.pt", 0.5)["model_config"]["input_size"] == 448
     other = build_segmenter(SegmenterConfig(decoder_channels=64)).eval()
     torch.save({"ema": other.state_dict(),
                 "model_config": SegmenterConfig(decoder_channels=64).model_dump(),
