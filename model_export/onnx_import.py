@@ -24,6 +24,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from .layers import set_shift_only
+
 
 def _graph_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Initializer values by the name nodes use: float16 storage behind a Cast resolves to
@@ -95,10 +97,7 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[t
             # For now a norm that adds b' and nothing else: the net computes the graph's
             # function while the statistics of W'x are gathered below.
             folded_bias[norm] = bias if bias is not None else torch.zeros_like(norm.bias)
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0 - norm.eps)
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(folded_bias[norm])
+            set_shift_only(norm, folded_bias[norm])
         elif conv.bias is not None:
             conv.bias.copy_(bias)
         elif bias is not None:

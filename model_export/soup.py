@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .layers import set_shift_only
 from .models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
 from .trained import load_trained
 
@@ -50,15 +51,12 @@ def fold_batchnorms(net: nn.Module) -> nn.Module:
             if conv.bias is not None:
                 shift += conv.bias * scale
                 conv.bias.zero_()
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0 - norm.eps)
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(shift)
+            set_shift_only(norm, shift)
     return net
 
 
 def interpolate(a: nn.Module, b: nn.Module, weight: float) -> dict[str, torch.Tensor]:
-    """(1 - weight) x a + weight x b, both folded first; integer buffers are b's."""
+    """(1 - weight) x a + weight x b, both folded first (in place); integer buffers are b's."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
     sa = fold_batchnorms(a.eval()).state_dict()

@@ -1,5 +1,5 @@
 from .attention import AttentionModule, AttentionPool, AttentionUnpool
-from .conv_norm_act import ConvNormAct, SeparableConvNormAct
+from .conv_norm_act import ConvNormAct, SeparableConvNormAct, set_shift_only
 from .morphology import EDTrimap, box_radius, dilate, erode
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "box_radius",
     "dilate",
     "erode",
+    "set_shift_only",
 ]

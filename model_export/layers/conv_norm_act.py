@@ -52,3 +52,12 @@ class SeparableConvNormAct(nn.Sequential):
                         groups=in_channels, act_layer=act_layer),
             ConvNormAct(in_channels, out_channels, 1, act_layer=act_layer),
         )
+
+
+def set_shift_only(norm: nn.BatchNorm2d, shift) -> None:
+    """Make `norm` add `shift` and nothing else in eval mode: the state a BatchNorm is left in
+    once folded into its conv, kept as a module so state-dict keys stay those of the net."""
+    norm.running_mean.zero_()
+    norm.running_var.fill_(1.0 - norm.eps)
+    norm.weight.data.fill_(1.0)
+    norm.bias.data.copy_(shift)
