@@ -109,6 +109,10 @@ class Settings(BaseSettings):
                                "box for that second pass (fraction of the box's long side)")
     zoom_blend: float = Field(0.5, ge=0.0, le=1.0, description="weight of the second pass "
                               "inside the box (the rest is the first pass)")
+    segmenter_flip: bool = Field(False, description="also segment the mirror image and average "
+                                 "the two (twice the segmenter's cost; docs/performance.md)")
+    matting_flip: bool = Field(False, description="also matte the mirrored band and average the "
+                               "two (twice the matting net's cost; docs/performance.md)")
     matting: Literal["band", "dense", "auto"] = Field(
         "auto", description="band: matte only the trimap's unknown band, in tiles; dense: one "
         "pass over the band's box; auto: whichever feeds the net fewer pixels")
@@ -197,7 +201,9 @@ class Settings(BaseSettings):
             threads=self.threads_per_worker, mem_arena=self.ort_mem_arena,
             spinning=self.ort_spinning, max_pixels=self.max_pixels,
             max_inference_side=self.max_inference_side, zoom_min_gain=self.zoom_min_gain,
-            zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend, matting=self.matting,
+            zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend,
+            segmenter_flip=self.segmenter_flip, matting_flip=self.matting_flip,
+            matting=self.matting,
             tile_size=self.tile_size, tile_margin=self.tile_margin, tile_batch=self.tile_batch,
             tile_placement=self.tile_placement, matting_side=self.matting_side,
             matting_weight=self.matting_weight,

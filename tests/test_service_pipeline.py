@@ -19,7 +19,8 @@ from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, 
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, codec, geometry, trimap
 from service.pipeline.options import parse_color, parse_margin
 from service.pipeline.runner import Deadline
-from service.pipeline.spec import SegmenterSpec
+from service.pipeline.sessions import MattingModel, RuntimeConfig, Segmenter
+from service.pipeline.spec import SegmenterSpec, load_spec
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +179,35 @@ def test_one_tile_equals_the_net_on_its_window(pipeline):
     window[0, 3] = geometry.pad_to(tri, 256, 256)
     expected = pipeline.matting.predict(window)[0, :150, :200]
     np.testing.assert_allclose(alpha, expected, atol=1e-6)
+
+
+def test_flip_averaging_makes_the_nets_mirror_equivariant(random_model_dir):
+    """With flip on, a net's answer on the mirror image is the mirror of its answer, and it is
+    the mean of the two plain passes (random weights are far from mirror-symmetric)."""
+    spec = load_spec(random_model_dir)
+    runtime = RuntimeConfig()
+    plain = Segmenter(random_model_dir / spec.segmenter.file, spec.segmenter, runtime)
+    flipped = Segmenter(random_model_dir / spec.segmenter.file, spec.segmenter, runtime, flip=True)
+    rgb = np.asarray(disc_image(300, 200, radius=60))[:, 20:]  # width 280: padded to 288
+    mirror = np.ascontiguousarray(rgb[:, ::-1])
+    size = (rgb.shape[1], rgb.shape[0])
+    assert spec.segmenter.input_size == 320  # so that predict does not resize
+    once, twice = plain.predict(rgb, size), flipped.predict(rgb, size)
+    assert np.abs(once - plain.predict(mirror, size)[:, ::-1]).max() > 1e-3
+    np.testing.assert_allclose(flipped.predict(mirror, size)[:, ::-1], twice, atol=1e-5)
+    np.testing.assert_allclose(twice, 0.5 * (once + plain.predict(mirror, size)[:, ::-1]),
+                               atol=1e-5)
+
+    matting = MattingModel(random_model_dir / spec.matting.file, spec.matting, runtime)
+    matting_flipped = MattingModel(random_model_dir / spec.matting.file, spec.matting, runtime,
+                                   flip=True)
+    batch = np.random.default_rng(0).normal(size=(2, 4, 64, 96)).astype(np.float32)
+    batch[:, 3] = 0.5
+    mirrored = np.ascontiguousarray(batch[..., ::-1])
+    alpha = matting_flipped.predict(batch)
+    np.testing.assert_allclose(matting_flipped.predict(mirrored)[..., ::-1], alpha, atol=1e-5)
+    np.testing.assert_allclose(
+        alpha, 0.5 * (matting.predict(batch) + matting.predict(mirrored)[..., ::-1]), atol=1e-5)
 
 
 # ---- runner ----------------------------------------------------------------------------------

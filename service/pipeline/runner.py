@@ -38,6 +38,9 @@ class PipelineConfig(BaseModel):
     segmenter_side: int | None = Field(
         None, ge=64, description="long side the bundled segmenter and the ED layer work at "
         "(default: spec.json's)")
+    segmenter_flip: bool = Field(
+        False, description="also segment the mirror image and average the two (twice the "
+        "segmenter's cost); measured in docs/performance.md")
     threads: int = Field(1, ge=1)
     mem_arena: bool = True
     spinning: bool = False
@@ -57,6 +60,9 @@ class PipelineConfig(BaseModel):
         0.5, ge=0.0, le=1.0, description="weight of the matting net's alpha in the unknown "
         "band; the rest is the segmenter's probability (1: the matting net alone); measured "
         "in docs/performance.md")
+    matting_flip: bool = Field(
+        False, description="also matte the mirrored band and average the two (twice the "
+        "matting net's cost); measured in docs/performance.md")
     matting_refine: Literal["none", "guided"] = "guided"
     guided_radius: int = Field(2, ge=1)
     guided_eps: float = Field(1e-3, gt=0)
@@ -131,12 +137,14 @@ class Pipeline:
         model_dir = Path(config.model_dir)
         if config.external_segmenter is not None:
             self.segmenter = Segmenter(Path(config.external_segmenter.file),
-                                       config.external_segmenter, runtime)
+                                       config.external_segmenter, runtime,
+                                       flip=config.segmenter_flip)
         else:
             self.segmenter = Segmenter(model_dir / self.spec.segmenter.file, self.spec.segmenter,
-                                       runtime)
+                                       runtime, flip=config.segmenter_flip)
         self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
-        self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime)
+        self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime,
+                                    flip=config.matting_flip)
         self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch,
                                       config.tile_placement)
         self.layout.check(self.spec.matting.size_multiple)

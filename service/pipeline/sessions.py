@@ -87,11 +87,17 @@ class OnnxModel:
 
 
 class Segmenter(OnnxModel):
-    """RGB image -> foreground probability at the working size the caller asks for."""
+    """RGB image -> foreground probability at the working size the caller asks for.
 
-    def __init__(self, path: Path, spec: SegmenterSpec, runtime: RuntimeConfig) -> None:
+    `flip`: also segment the mirror image and average the two probabilities. A net trained
+    with random flips errs differently on the two, so the mean is steadier, for a second
+    pass of the net (docs/performance.md)."""
+
+    def __init__(self, path: Path, spec: SegmenterSpec, runtime: RuntimeConfig,
+                 flip: bool = False) -> None:
         super().__init__(path, spec.input, spec.output, runtime)
         self.spec = spec
+        self.flip = flip
         self.normalise = Normaliser(spec.mean, spec.std)
 
     def predict(self, rgb: np.ndarray, out_size: tuple[int, int],
@@ -103,14 +109,22 @@ class Segmenter(OnnxModel):
         else:
             net_w, net_h = geometry.fit_long_side(width, height, side)
         image = geometry.resize(rgb, net_w, net_h)
-        image = geometry.pad_to_multiple(image, self.spec.size_multiple)
-        raw = self.run(self.normalise(image)[None], run_options)
+        mask = self._probability(image, run_options)
+        if self.flip:
+            # Mirrored before padding, so that both passes see the image at the same place.
+            mirrored = self._probability(np.ascontiguousarray(image[:, ::-1]), run_options)
+            mask = 0.5 * (mask + mirrored[:, ::-1])
+        return geometry.resize(mask, *out_size)
+
+    def _probability(self, image: np.ndarray, run_options: ort.RunOptions | None) -> np.ndarray:
+        net_h, net_w = image.shape[:2]
+        padded = geometry.pad_to_multiple(image, self.spec.size_multiple)
+        raw = self.run(self.normalise(padded)[None], run_options)
         if raw.ndim < 2 or raw.size != raw.shape[-1] * raw.shape[-2]:
             raise ModelFolderError(
                 f"{self.path.name} must output one [1, 1, H, W] map, got shape {raw.shape}")
         mask = raw.reshape(raw.shape[-2], raw.shape[-1])[:net_h, :net_w].astype(np.float32)
-        mask = self._activate(mask)
-        return geometry.resize(mask, *out_size)
+        return self._activate(mask)
 
     def _activate(self, mask: np.ndarray) -> np.ndarray:
         if self.spec.activation == "sigmoid":
@@ -134,12 +148,20 @@ class TrimapModel(OnnxModel):
 
 
 class MattingModel(OnnxModel):
-    """[N, 4, h, w] (normalised RGB + trimap) -> alpha [N, h, w], fused with the trimap."""
+    """[N, 4, h, w] (normalised RGB + trimap) -> alpha [N, h, w], fused with the trimap.
 
-    def __init__(self, path: Path, spec: MattingSpec, runtime: RuntimeConfig) -> None:
+    `flip`: also matte the mirrored batch and average (as `Segmenter`'s)."""
+
+    def __init__(self, path: Path, spec: MattingSpec, runtime: RuntimeConfig,
+                 flip: bool = False) -> None:
         super().__init__(path, spec.input, spec.output, runtime)
         self.spec = spec
+        self.flip = flip
         self.normalise = Normaliser(spec.mean, spec.std)
 
     def predict(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
-        return self.run(batch, run_options)[:, 0]
+        alpha = self.run(batch, run_options)[:, 0]
+        if self.flip:
+            mirrored = self.run(np.ascontiguousarray(batch[..., ::-1]), run_options)[:, 0]
+            alpha = 0.5 * (alpha + mirrored[..., ::-1])
+        return alpha
