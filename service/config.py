@@ -111,6 +111,10 @@ class Settings(BaseSettings):
                               "inside the box (the rest is the first pass)")
     segmenter_flip: bool = Field(False, description="also segment the mirror image and average "
                                  "the two (twice the segmenter's cost; docs/performance.md)")
+    backdrop_distance: float = Field(
+        0.0, ge=0.0, le=100.0, description="known-foreground pixels within this CIELAB distance "
+        "of the backdrop's colour go to the matting net as unknown (0: off; opens see-through "
+        "holes on plain backdrops, docs/performance.md)")
     matting_flip: bool = Field(False, description="also matte the mirrored band and average the "
                                "two (twice the matting net's cost; docs/performance.md)")
     matting: Literal["band", "dense", "auto"] = Field(
@@ -203,6 +207,7 @@ class Settings(BaseSettings):
             max_inference_side=self.max_inference_side, zoom_min_gain=self.zoom_min_gain,
             zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend,
             segmenter_flip=self.segmenter_flip, matting_flip=self.matting_flip,
+            backdrop_distance=self.backdrop_distance,
             matting=self.matting,
             tile_size=self.tile_size, tile_margin=self.tile_margin, tile_batch=self.tile_batch,
             tile_placement=self.tile_placement, matting_side=self.matting_side,

@@ -173,15 +173,15 @@ def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_di
 def test_settings_reach_the_pipeline(tmp_path):
     settings = Settings(model_dir=tmp_path, matting_side=640, matting_refine="none",
                         tile_placement="grid", ort_graph_optimization="basic", segmenter_side=448,
-                        segmenter_flip=True, matting_flip=True)
+                        segmenter_flip=True, matting_flip=True, backdrop_distance=6)
     config = settings.pipeline_config()
     assert config.segmenter_side == 448
-    assert config.segmenter_flip and config.matting_flip
+    assert config.segmenter_flip and config.matting_flip and config.backdrop_distance == 6
     assert (config.matting_side, config.matting_refine) == (640, "none")
     assert (config.tile_placement, config.graph_optimization) == ("grid", "basic")
     defaults = Settings(model_dir=tmp_path).pipeline_config()
     assert defaults.matting_side == PipelineConfig(model_dir=tmp_path).matting_side
-    assert not (defaults.segmenter_flip or defaults.matting_flip)
+    assert not (defaults.segmenter_flip or defaults.matting_flip or defaults.backdrop_distance)
 
 
 @pytest.fixture(scope="module")

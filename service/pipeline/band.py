@@ -265,11 +265,13 @@ def upscale_band(alpha_small: np.ndarray, rgb_small: np.ndarray, trimap_full: np
 
 
 def mix_with_mask(alpha: np.ndarray, trimap: np.ndarray, probability: np.ndarray,
-                  weight: float) -> np.ndarray:
+                  weight: float, matting_only: np.ndarray | None = None) -> np.ndarray:
     """In the unknown band, `weight` x the matting net's alpha + the rest x the segmenter's
     probability (at any size; resized to `alpha`'s); known pixels keep their exact 0 / 1. The
     two nets err differently near edges (the matting net on pale parts, the segmenter by
-    blurring), so their mean is closer to the truth than either (docs/performance.md, lever 7)."""
+    blurring), so their mean is closer to the truth than either (docs/performance.md, lever 7).
+    `matting_only` pixels keep the matting net's alpha: the segmenter is known to be wrong there
+    (backdrop.py)."""
     if weight >= 1.0:
         return alpha
     height, width = alpha.shape
@@ -279,4 +281,6 @@ def mix_with_mask(alpha: np.ndarray, trimap: np.ndarray, probability: np.ndarray
     # An external segmenter without an activation may stray outside [0, 1].
     mixed = weight * alpha[unknown] + (1.0 - weight) * np.clip(probability[unknown], 0.0, 1.0)
     out[unknown] = mixed
+    if matting_only is not None:
+        out[matting_only] = alpha[matting_only]
     return out

@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DeadlineExceeded
-from . import band, codec, compose, geometry, trimap, zoom
+from . import backdrop, band, codec, compose, geometry, trimap, zoom
 from .options import CutoutOptions
 from .sessions import MattingModel, RuntimeConfig, Segmenter, TrimapModel
 from .spec import SegmenterSpec, load_spec
@@ -60,6 +60,10 @@ class PipelineConfig(BaseModel):
         0.5, ge=0.0, le=1.0, description="weight of the matting net's alpha in the unknown "
         "band; the rest is the segmenter's probability (1: the matting net alone); measured "
         "in docs/performance.md")
+    backdrop_distance: float = Field(
+        0.0, ge=0.0, description="known-foreground pixels within this CIELAB distance of the "
+        "backdrop's colour go to the matting net as unknown (0: off); opens see-through holes "
+        "on plain backdrops, measured in docs/performance.md")
     matting_flip: bool = Field(
         False, description="also matte the mirrored band and average the two (twice the "
         "matting net's cost); measured in docs/performance.md")
@@ -210,6 +214,9 @@ class Pipeline:
             with stage("trimap"):
                 coarse = guarded(self.trimap.predict)(mask)
                 fine = trimap.resize_trimap(coarse, work_w, work_h)
+                keyed = backdrop.backdrop_coloured(work_rgb, fine, self.config.backdrop_distance)
+                if keyed is not None:
+                    fine[keyed] = trimap.UNKNOWN
             if not options.needs("matting"):
                 with stage("upscale"):
                     matte = geometry.upscale_nearest(trimap.to_grey(fine), full_w, full_h)
@@ -237,7 +244,8 @@ class Pipeline:
                             small, small_rgb, crop_tri, crop_rgb, self.config.matting_refine,
                             self.config.guided_radius, self.config.guided_eps)
                 with stage("upscale"):
-                    alpha = band.mix_with_mask(alpha, fine, mask, self.config.matting_weight)
+                    alpha = band.mix_with_mask(alpha, fine, mask, self.config.matting_weight,
+                                               matting_only=keyed)
                     matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
                     if image.alpha is not None:
                         matte = compose.multiply_mattes(matte, image.alpha)

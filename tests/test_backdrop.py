@@ -1,0 +1,61 @@
+"""Backdrop-coloured holes: found from the image and the trimap, then matted, not guessed."""
+from __future__ import annotations
+
+import numpy as np
+
+from service.pipeline import band
+from service.pipeline.backdrop import backdrop_coloured
+
+BACKDROP, FRAME = (235, 235, 240), (200, 40, 40)
+
+
+def framed_hole(size: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """A red frame with a see-through hole on a pale backdrop, and the trimap a blob-minded
+    segmenter gives it: the whole square known foreground, hole included."""
+    rgb = np.full((size, size, 3), BACKDROP, np.uint8)
+    rgb[20:100, 20:100] = FRAME
+    rgb[40:80, 40:80] = BACKDROP
+    tri = np.zeros((size, size), np.float32)
+    tri[16:104, 16:104] = 0.5
+    tri[24:96, 24:96] = 1.0
+    return rgb, tri
+
+
+def test_the_hole_is_found_and_the_frame_is_kept():
+    rgb, tri = framed_hole()
+    keyed = backdrop_coloured(rgb, tri, distance=6)
+    assert keyed is not None
+    assert keyed[42:78, 42:78].all()              # the hole
+    assert not keyed[24:38, 24:96].any()          # the frame
+    assert not keyed[tri != 1.0].any()            # only known foreground is ever changed
+
+
+def test_off_no_object_a_foreground_unlike_the_backdrop_or_too_little_backdrop():
+    rgb, tri = framed_hole()
+    assert backdrop_coloured(rgb, tri, distance=0) is None
+    assert backdrop_coloured(rgb, np.zeros_like(tri), distance=6) is None
+    solid = rgb.copy()
+    solid[20:100, 20:100] = FRAME
+    assert backdrop_coloured(solid, tri, distance=6) is None
+    full = np.ones_like(tri)
+    full[0, :50] = 0.0                            # 50 background pixels: no colour to trust
+    assert backdrop_coloured(rgb, full, distance=6) is None
+
+
+def test_a_colour_near_the_backdrop_counts_only_within_the_distance():
+    rgb, tri = framed_hole()
+    rgb[40:80, 40:80] = (225, 225, 232)           # a little darker than the backdrop
+    assert backdrop_coloured(rgb, tri, distance=3) is None
+    assert backdrop_coloured(rgb, tri, distance=12)[50, 50]
+
+
+def test_keyed_pixels_keep_the_matting_nets_alpha():
+    rgb, tri = framed_hole()
+    keyed = backdrop_coloured(rgb, tri, distance=6)
+    tri[keyed] = 0.5
+    matte = np.where(tri == 0.5, 0.1, tri).astype(np.float32)
+    probability = np.ones_like(tri)               # the segmenter's filled hole
+    mixed = band.mix_with_mask(matte, tri, probability, 0.5, matting_only=keyed)
+    assert np.allclose(mixed[keyed], 0.1)
+    band_only = (tri == 0.5) & ~keyed
+    assert np.allclose(mixed[band_only], 0.55)
