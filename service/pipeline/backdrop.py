@@ -30,12 +30,17 @@ def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     pad = int(box_grow * max(bottom - top, right - left))
     window = (slice(max(top - pad, 0), bottom + pad), slice(max(left - pad, 0), right + pad))
-    lab = cv2.cvtColor(rgb[window], cv2.COLOR_RGB2LAB).astype(np.float32)
-    reference = lab[trimap[window] == BACKGROUND]
+    lab = cv2.cvtColor(rgb[window], cv2.COLOR_RGB2LAB)
+    known = trimap[window]
+    reference = lab[known == BACKGROUND]
     if len(reference) < MIN_REFERENCE_PIXELS:
         return None
-    close = np.linalg.norm(lab - np.median(reference, axis=0), axis=2) < distance
-    keyed = (close & (trimap[window] == FOREGROUND)).astype(np.uint8)
+    foreground = known == FOREGROUND
+    colour = np.median(reference, axis=0).astype(np.float32)
+    keyed = np.zeros(known.shape, dtype=np.uint8)
+    # Distances of the known foreground only: the pixels that may change.
+    offsets = lab[foreground].astype(np.float32) - colour
+    keyed[foreground] = np.linalg.norm(offsets, axis=1) < distance
     # An opening drops single pixels of the backdrop's colour inside the object (highlights).
     keyed = cv2.morphologyEx(keyed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     if not keyed.any():

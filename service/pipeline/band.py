@@ -278,9 +278,9 @@ def mix_with_mask(alpha: np.ndarray, trimap: np.ndarray, probability: np.ndarray
     probability = geometry.resize(probability, width, height)
     out = alpha.copy()
     unknown = unknown_region(trimap)
+    if matting_only is not None:
+        unknown &= ~matting_only
     # An external segmenter without an activation may stray outside [0, 1].
     mixed = weight * alpha[unknown] + (1.0 - weight) * np.clip(probability[unknown], 0.0, 1.0)
     out[unknown] = mixed
-    if matting_only is not None:
-        out[matting_only] = alpha[matting_only]
     return out
