@@ -112,9 +112,9 @@ class Settings(BaseSettings):
     segmenter_flip: bool = Field(False, description="also segment the mirror image and average "
                                  "the two (twice the segmenter's cost; docs/performance.md)")
     backdrop_distance: float = Field(
-        0.0, ge=0.0, le=100.0, description="known-foreground pixels within this CIELAB distance "
+        6.0, ge=0.0, le=100.0, description="known-foreground pixels within this CIELAB distance "
         "of the backdrop's colour go to the matting net as unknown (0: off; opens see-through "
-        "holes on plain backdrops, docs/performance.md)")
+        "holes on plain backdrops; the shipped matting net is trained for 6, docs/training.md)")
     matting_flip: bool = Field(False, description="also matte the mirrored band and average the "
                                "two (twice the matting net's cost; docs/performance.md)")
     matting: Literal["band", "dense", "auto"] = Field(

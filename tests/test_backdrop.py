@@ -1,10 +1,11 @@
 """Backdrop-coloured holes: found from the image and the trimap, then matted, not guessed."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from service.pipeline import band
-from service.pipeline.backdrop import backdrop_coloured
+from service.pipeline import band, trimap
+from service.pipeline.backdrop import backdrop_coloured, backdrop_holes
 
 BACKDROP, FRAME = (235, 235, 240), (200, 40, 40)
 
@@ -59,3 +60,18 @@ def test_keyed_pixels_keep_the_matting_nets_alpha():
     assert np.allclose(mixed[keyed], 0.1)
     band_only = (tri == 0.5) & ~keyed
     assert np.allclose(mixed[band_only], 0.55)
+
+
+def test_holes_judged_on_the_coarse_grid_land_on_the_fine_one():
+    """The service judges colours on the ED graph's grid and enlarges the answer: at 4x the
+    size the same hole is found, and only the fine trimap's known foreground is returned."""
+    rgb, coarse = framed_hole()
+    big_rgb = cv2.resize(rgb, (480, 480), interpolation=cv2.INTER_NEAREST)
+    fine = trimap.resize_trimap(coarse, 480, 480)
+    keyed = backdrop_holes(big_rgb, coarse, fine, distance=6)
+    assert keyed is not None and keyed.shape == fine.shape
+    full = backdrop_coloured(big_rgb, fine, distance=6)
+    assert (keyed & full).sum() > 0.9 * full.sum()       # the hole, as judged at full size
+    assert not keyed[fine != 1.0].any()
+    assert not keyed[100:150, 100:380].any()             # the frame
+    assert backdrop_holes(big_rgb, coarse, fine, distance=0) is None

@@ -181,7 +181,9 @@ def test_settings_reach_the_pipeline(tmp_path):
     assert (config.tile_placement, config.graph_optimization) == ("grid", "basic")
     defaults = Settings(model_dir=tmp_path).pipeline_config()
     assert defaults.matting_side == PipelineConfig(model_dir=tmp_path).matting_side
-    assert not (defaults.segmenter_flip or defaults.matting_flip or defaults.backdrop_distance)
+    assert not (defaults.segmenter_flip or defaults.matting_flip)
+    assert defaults.backdrop_distance == 6.0
+    assert Settings(model_dir=tmp_path, backdrop_distance=0).pipeline_config().backdrop_distance == 0
 
 
 @pytest.fixture(scope="module")

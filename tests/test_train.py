@@ -383,3 +383,54 @@ def test_precision_from_the_command_line(tmp_path):
     assert parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "bf16"]).precision == "bf16"
     with pytest.raises(SystemExit):
         parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "fp8"])
+
+
+def _framed_hole_batch(n: int = 2, size: int = 96) -> dict[str, torch.Tensor]:
+    """A red square frame with a see-through hole on a pale backdrop (GT alpha 0 in the hole)."""
+    alpha = torch.zeros(n, 1, size, size)
+    alpha[..., 16:80, 16:80] = 1.0
+    alpha[..., 36:60, 36:60] = 0.0
+    fg = torch.tensor([0.8, 0.15, 0.15]).view(1, 3, 1, 1).expand(n, 3, size, size)
+    bg = torch.tensor([0.92, 0.92, 0.94]).view(1, 3, 1, 1).expand(n, 3, size, size)
+    rgb = alpha * fg + (1 - alpha) * bg
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return {"image": (rgb - mean) / std, "alpha": alpha, "fg": fg, "bg": bg}
+
+
+def test_backdrop_marking_opens_a_filled_hole_and_weighs_it(tmp_path):
+    """--backdrop-distance: a blob trimap that fills the hole gets the hole marked unknown by
+    the service's own rule, and those pixels carry --backdrop-weight in the loss."""
+    from model_export.train.tasks import mark_backdrop
+
+    batch = _framed_hole_batch()
+    filled = torch.zeros_like(batch["alpha"])
+    filled[..., 12:84, 12:84] = 0.5
+    filled[..., 20:76, 20:76] = 1.0                     # the segmenter's filled hole
+    config = TrainConfig(task="matting", run_dir=tmp_path, backdrop_distance=6,
+                         backdrop_share=1.0, backdrop_weight=4.0)
+    marked = mark_backdrop(batch["image"], filled, 6, 1.0, config.matting)
+    assert (marked[..., 38:58, 38:58] == 0.5).all()
+    assert (marked[..., 22:34, 22:74] == 1.0).all()     # the frame stays known foreground
+    changed = marked != filled
+    assert (filled[changed] == 1.0).all()               # only known foreground ever changes
+    assert (mark_backdrop(batch["image"], filled, 6, 0.0, config.matting) == filled).all()
+
+    # The weighted loss on the hole exceeds the plain one when the net calls the hole solid.
+    task = MattingTask(config)
+    task._ed_trimap = lambda gt, image: filled.clone()
+    model = task.model.eval()
+    weighted, _ = task.loss(model, batch)
+    task.config = config.model_copy(update={"backdrop_weight": 1.0})
+    plain, _ = task.loss(model, batch)
+    assert weighted.item() != pytest.approx(plain.item())
+
+
+def test_matting_dataset_takes_holed_objects_and_the_studio_share(tmp_path):
+    from model_export.train.__main__ import parse_config
+
+    config = parse_config(["matting", "--run-dir", str(tmp_path), "--hole-share", "0.4",
+                           "--studio-share", "1", "--data-cache", str(tmp_path / "none")])
+    dataset = MattingTask(config).dataset()
+    assert dataset.studio_share == 1.0
+    assert dataset.lib.hole_share == 0.4

@@ -250,9 +250,11 @@ class MattingDataset(_SeededDataset):
     no JPEG). Where alpha == 0, fg holds the nearby foreground colours spread outwards."""
 
     def __init__(self, split: str = "train", crop: int = 320, cache: Path = DEFAULT_CACHE,
-                 seed: int = 0, length: int | None = None, boundary_p: float = 0.85) -> None:
+                 seed: int = 0, length: int | None = None, boundary_p: float = 0.85,
+                 hole_share: float = 0.0, studio_share: float = 0.45) -> None:
         self.split, self.crop, self.seed, self.epoch = split, crop, seed, 0
-        self.lib = Library(Path(cache), split, procedural=True)
+        self.lib = Library(Path(cache), split, procedural=True, hole_share=hole_share)
+        self.studio_share = studio_share
         if not self.lib.has_true_alpha:
             log.warning("no foreground library in %s: matting uses procedural objects only "
                         "(run `python -m model_export.data fetch` then `build`)", cache)
@@ -263,7 +265,7 @@ class MattingDataset(_SeededDataset):
         rng = self._rng(index)
         S = self.crop
         C = int(S * rng.uniform(1.0, 1.6))
-        style = str(rng.choice(["studio", "cluttered"], p=[0.45, 0.55]))
+        style = "studio" if rng.random() < self.studio_share else "cluttered"
         scene = compose_scene(rng, self.lib, C, C, style, n_objects=int(rng.choice([1, 1, 1, 2])),
                               main_frac=(0.5, 1.0))
         y, x = self._window(rng, scene.alpha)

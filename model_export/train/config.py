@@ -27,8 +27,10 @@ class TrainConfig(BaseModel):
     ccp_share: float = Field(0.5, description="seg: share of views from CCP photos (the rest are "
                              "composites of library objects)")
     hole_share: float = Field(
-        0.0, ge=0.0, le=1.0, description="seg: share of library objects drawn from those with "
+        0.0, ge=0.0, le=1.0, description="share of library objects drawn from those with "
         "see-through holes (model_export/data/holes.py), which the segmenter tends to fill")
+    studio_share: float = Field(0.45, ge=0.0, le=1.0, description="matting: share of crops "
+                                "from studio composites (the rest cluttered)")
     epoch_size: int = Field(2000, description="samples per epoch; loader workers restart each "
                             "epoch, so a fast device wants long epochs")
     freeze_norm: bool = Field(False, description="keep every BatchNorm in eval mode (running "
@@ -66,6 +68,15 @@ class TrainConfig(BaseModel):
         0.0, ge=0.0, le=1.0, description="matting: share of GT trimaps that also get random "
         "unknown blobs, deep inside the object and the background, so the net learns to fill "
         "an unknown patch with no edge in it (what the unsure band hands it)")
+    backdrop_distance: float = Field(
+        0.0, ge=0.0, description="matting: also mark known-foreground pixels within this CIELAB "
+        "distance of the backdrop's colour as unknown, as the service's `backdrop_distance` does "
+        "(service/pipeline/backdrop.py), so the net learns to open filled holes and to keep "
+        "object parts of the backdrop's colour; 0 = off")
+    backdrop_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="matting: share of trimaps that get that marking")
+    backdrop_weight: float = Field(
+        1.0, ge=1.0, description="matting: loss weight of the marked pixels (the band's are 1)")
     segmenter: SegmenterConfig = SegmenterConfig()
     matting: MattingConfig = MattingConfig()
 

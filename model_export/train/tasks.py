@@ -108,9 +108,19 @@ class MattingTask:
         paths = _data_paths(self.config)
         paths.pop("ccp_root", None)
         return MattingDataset("train", crop=self.config.size, seed=self.config.seed,
-                              length=self.config.epoch_size, **paths)
+                              length=self.config.epoch_size, hole_share=self.config.hole_share,
+                              studio_share=self.config.studio_share, **paths)
 
     def make_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        return self._marked(self._ed_trimap(gt_alpha, image), image)
+
+    def _marked(self, trimap: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        if image is None or self.config.backdrop_distance <= 0:
+            return trimap
+        return mark_backdrop(image, trimap, self.config.backdrop_distance,
+                             self.config.backdrop_share, self.config.matting)
+
+    def _ed_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
         low, high = self.config.trimap_rate_range
         n = gt_alpha.shape[0]
         erode_rate = torch.empty(n).uniform_(low, high).to(gt_alpha)
@@ -140,11 +150,13 @@ class MattingTask:
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         gt = batch["alpha"]
-        x = self.inputs(batch)
-        trimap = x[:, 3:]
-        raw = model.forward_raw(x).float()
-        unknown = (trimap == 0.5).to(raw.dtype)
-        loss, parts = matting_loss(raw, gt, batch["fg"], batch["bg"], unknown)
+        plain = self._ed_trimap(gt, batch["image"])
+        trimap = self._marked(plain, batch["image"])
+        raw = model.forward_raw(torch.cat([batch["image"], trimap], dim=1)).float()
+        weight = (trimap == 0.5).to(raw.dtype)
+        # The marked pixels are few beside the band; their weight makes them count.
+        weight = weight + (self.config.backdrop_weight - 1.0) * (trimap != plain).to(raw.dtype)
+        loss, parts = matting_loss(raw, gt, batch["fg"], batch["bg"], weight)
         return loss, {"loss": loss.item(), **parts}
 
     @torch.no_grad()
@@ -172,7 +184,11 @@ class MattingTask:
                 # The first figure picks best.pt: the service's case when there is a segmenter.
                 trimaps = {}
                 if self.segmenter is not None:
-                    trimaps["mad_segmenter_trimap"] = self.ed(self.segmenter_probability(x))
+                    # As the service would hand it over, backdrop marking included.
+                    trimap = self.ed(self.segmenter_probability(x))
+                    if self.config.backdrop_distance > 0:
+                        trimap = mark_backdrop(x, trimap, self.config.backdrop_distance, 1.0, cfg)
+                    trimaps["mad_segmenter_trimap"] = trimap
                 trimaps["mad"] = self.ed((gt_t > 0.5).float())
                 for key, trimap in trimaps.items():
                     alpha = model(torch.cat([x, trimap], dim=1)).cpu()
@@ -182,6 +198,28 @@ class MattingTask:
                 out[f"{name}_{key}"] = float(np.mean(values))
         model.train()
         return out
+
+
+def mark_backdrop(image: torch.Tensor, trimap: torch.Tensor, distance: float, share: float,
+                  cfg) -> torch.Tensor:
+    """The service's backdrop step on a share of the samples: known-foreground pixels of the
+    backdrop's colour become unknown. `image` is the normalised batch [N,3,H,W]; the rule itself
+    is the service's (service/pipeline/backdrop.py), run on the 8-bit image."""
+    from service.pipeline.backdrop import backdrop_coloured
+    from service.pipeline.trimap import UNKNOWN
+
+    mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1)
+    rgb = ((image.detach().float().cpu() * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    rgb = rgb.permute(0, 2, 3, 1).numpy()
+    out = trimap.clone()
+    for k in range(len(out)):
+        if random.random() >= share:
+            continue
+        keyed = backdrop_coloured(rgb[k], out[k, 0].float().cpu().numpy(), distance)
+        if keyed is not None:
+            out[k, 0][torch.from_numpy(keyed).to(out.device)] = UNKNOWN
+    return out
 
 
 def unsure_blobs(like: torch.Tensor, cells: int = 6, cover: tuple[float, float] = (0.03, 0.2)

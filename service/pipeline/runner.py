@@ -61,9 +61,9 @@ class PipelineConfig(BaseModel):
         "band; the rest is the segmenter's probability (1: the matting net alone); measured "
         "in docs/performance.md")
     backdrop_distance: float = Field(
-        0.0, ge=0.0, description="known-foreground pixels within this CIELAB distance of the "
+        6.0, ge=0.0, description="known-foreground pixels within this CIELAB distance of the "
         "backdrop's colour go to the matting net as unknown (0: off); opens see-through holes "
-        "on plain backdrops, measured in docs/performance.md")
+        "on plain backdrops; the shipped matting net is trained for 6, docs/training.md")
     matting_flip: bool = Field(
         False, description="also matte the mirrored band and average the two (twice the "
         "matting net's cost); measured in docs/performance.md")
@@ -214,7 +214,8 @@ class Pipeline:
             with stage("trimap"):
                 coarse = guarded(self.trimap.predict)(mask)
                 fine = trimap.resize_trimap(coarse, work_w, work_h)
-                keyed = backdrop.backdrop_coloured(work_rgb, fine, self.config.backdrop_distance)
+                keyed = backdrop.backdrop_holes(work_rgb, coarse, fine,
+                                                self.config.backdrop_distance)
                 if keyed is not None:
                     fine[keyed] = trimap.UNKNOWN
             if not options.needs("matting"):
