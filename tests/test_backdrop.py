@@ -75,3 +75,20 @@ def test_holes_judged_on_the_coarse_grid_land_on_the_fine_one():
     assert not keyed[fine != 1.0].any()
     assert not keyed[100:150, 100:380].any()             # the frame
     assert backdrop_holes(big_rgb, coarse, fine, distance=0) is None
+
+
+def test_a_varied_background_is_no_backdrop():
+    """A street or a room has no one colour: the step stays out even where the hole matches
+    the background's median."""
+    rgb, tri = framed_hole()
+    rng = np.random.default_rng(0)
+    busy = rng.integers(0, 256, rgb.shape, dtype=np.uint8)
+    outside = tri == 0.0
+    rgb[outside] = busy[outside]
+    lab = cv2.cvtColor(busy[outside][None], cv2.COLOR_RGB2LAB)[0]
+    median = np.median(lab, axis=0).astype(np.uint8)[None, None]
+    rgb[40:80, 40:80] = cv2.cvtColor(median, cv2.COLOR_LAB2RGB)[0, 0]  # the median's colour
+    assert backdrop_coloured(rgb, tri, distance=6) is None
+    plain = rgb.copy()
+    plain[outside] = plain[50, 50]                # the same hole on a plain backdrop of that colour
+    assert backdrop_coloured(plain, tri, distance=6)[50, 50]
