@@ -416,7 +416,7 @@ def test_backdrop_marking_opens_a_filled_hole_and_weighs_it(tmp_path):
     assert (filled[changed] == 1.0).all()               # only known foreground ever changes
     assert (mark_backdrop(batch["image"], filled, 6, 0.0, config.matting) == filled).all()
 
-    # The weighted loss on the hole exceeds the plain one when the net calls the hole solid.
+    # --backdrop-weight reaches the loss: the same net and batch score differently with it.
     task = MattingTask(config)
     task._ed_trimap = lambda gt, image: filled.clone()
     model = task.model.eval()

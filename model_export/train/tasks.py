@@ -114,11 +114,14 @@ class MattingTask:
     def make_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         return self._marked(self._ed_trimap(gt_alpha, image), image)
 
-    def _marked(self, trimap: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+    def _marked(self, trimap: torch.Tensor, image: torch.Tensor | None,
+                share: float | None = None) -> torch.Tensor:
+        """The backdrop step on `share` of the samples (default: --backdrop-share)."""
         if image is None or self.config.backdrop_distance <= 0:
             return trimap
-        return mark_backdrop(image, trimap, self.config.backdrop_distance,
-                             self.config.backdrop_share, self.config.matting)
+        share = self.config.backdrop_share if share is None else share
+        return mark_backdrop(image, trimap, self.config.backdrop_distance, share,
+                             self.config.matting)
 
     def _ed_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
         low, high = self.config.trimap_rate_range
@@ -184,11 +187,9 @@ class MattingTask:
                 # The first figure picks best.pt: the service's case when there is a segmenter.
                 trimaps = {}
                 if self.segmenter is not None:
-                    # As the service would hand it over, backdrop marking included.
-                    trimap = self.ed(self.segmenter_probability(x))
-                    if self.config.backdrop_distance > 0:
-                        trimap = mark_backdrop(x, trimap, self.config.backdrop_distance, 1.0, cfg)
-                    trimaps["mad_segmenter_trimap"] = trimap
+                    # As the service would hand it over, backdrop step included.
+                    trimaps["mad_segmenter_trimap"] = self._marked(
+                        self.ed(self.segmenter_probability(x)), x, share=1.0)
                 trimaps["mad"] = self.ed((gt_t > 0.5).float())
                 for key, trimap in trimaps.items():
                     alpha = model(torch.cat([x, trimap], dim=1)).cpu()

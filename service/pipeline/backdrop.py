@@ -8,6 +8,8 @@ background").
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -16,20 +18,27 @@ from .trimap import BACKGROUND, FOREGROUND
 # Too few known-background pixels near the object give no trustworthy colour.
 MIN_REFERENCE_PIXELS = 100
 REFERENCE_SAMPLE = 4096
-# Studio composites: half their background lies within 2-6 of its median colour (CIELAB);
-# street photos and cluttered scenes 20-30 (docs/training.md).
+# Studio composites: half their background lies within about 2 of its median colour (CIELAB;
+# 7 at the 90th percentile); street photos and cluttered scenes 23-31
+# (`python -m bench.backdrop_spread`).
 PLAIN_SPREAD = 2.0
 
 
-def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
-                      box_grow: float = 0.2) -> np.ndarray | None:
-    """Known-foreground pixels of `trimap` within `distance` (CIELAB, 8-bit scale) of the
-    backdrop's colour: the median of the known background inside the object's box grown by
-    `box_grow` of its long side. `rgb` may be larger than `trimap` (same aspect): it is read at
-    the trimap's grid. None when there is no such pixel, no object, too little background to
-    judge or a background too varied to be a backdrop."""
-    if distance <= 0:
-        return None
+@dataclass(frozen=True)
+class Backdrop:
+    """The known background near the object: its window on the trimap's grid (top, bottom,
+    left, right), its median colour (CIELAB) and its spread (median distance to that colour)."""
+
+    window: tuple[int, int, int, int]
+    colour: np.ndarray
+    spread: float
+
+
+def sample_backdrop(rgb: np.ndarray, trimap: np.ndarray, box_grow: float = 0.2
+                    ) -> Backdrop | None:
+    """The known background inside the object's box grown by `box_grow` of its long side.
+    `rgb` may be larger than `trimap` (same aspect): it is read at the trimap's grid. None when
+    there is no object or too little background to judge."""
     left, top, box_w, box_h = cv2.boundingRect((trimap > BACKGROUND).view(np.uint8))
     if box_w == 0:
         return None
@@ -37,8 +46,7 @@ def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
     pad = int(box_grow * max(box_h, box_w))
     bottom, right = min(top + box_h + pad, height), min(left + box_w + pad, width)
     top, left = max(top - pad, 0), max(left - pad, 0)
-    known = trimap[top:bottom, left:right]
-    ys, xs = np.nonzero(known == BACKGROUND)
+    ys, xs = np.nonzero(trimap[top:bottom, left:right] == BACKGROUND)
     if len(ys) < MIN_REFERENCE_PIXELS:
         return None
     scale_y, scale_x = rgb.shape[0] / height, rgb.shape[1] / width
@@ -48,10 +56,25 @@ def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
                  ((xs[::step] + left + 0.5) * scale_x).astype(np.intp)]
     reference = cv2.cvtColor(sample[None], cv2.COLOR_RGB2LAB)[0].astype(np.float32)
     colour = np.median(reference, axis=0)
+    spread = float(np.median(np.linalg.norm(reference - colour, axis=1)))
+    return Backdrop((top, bottom, left, right), colour, spread)
+
+
+def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
+                      box_grow: float = 0.2) -> np.ndarray | None:
+    """Known-foreground pixels of `trimap` within `distance` (CIELAB, 8-bit scale) of the
+    backdrop's colour (`sample_backdrop`). None when there is no such pixel, no object, too
+    little background to judge or a background too varied to be a backdrop."""
+    if distance <= 0:
+        return None
+    backdrop = sample_backdrop(rgb, trimap, box_grow)
     # Only a plain backdrop has a colour: on a street or in a room (half the background further
     # than PLAIN_SPREAD x distance from its median) the step stays out, and costs no more.
-    if np.median(np.linalg.norm(reference - colour, axis=1)) >= PLAIN_SPREAD * distance:
+    if backdrop is None or backdrop.spread >= PLAIN_SPREAD * distance:
         return None
+    top, bottom, left, right = backdrop.window
+    known = trimap[top:bottom, left:right]
+    scale_y, scale_x = rgb.shape[0] / trimap.shape[0], rgb.shape[1] / trimap.shape[1]
     window = rgb[round(top * scale_y):round(bottom * scale_y),
                  round(left * scale_x):round(right * scale_x)]
     if window.shape[:2] != known.shape:
@@ -60,7 +83,7 @@ def backdrop_coloured(rgb: np.ndarray, trimap: np.ndarray, distance: float,
     foreground = known == FOREGROUND
     keyed = np.zeros(known.shape, dtype=np.uint8)
     # Distances of the known foreground only: the pixels that may change.
-    offsets = lab[foreground].astype(np.float32) - colour
+    offsets = lab[foreground].astype(np.float32) - backdrop.colour
     keyed[foreground] = np.einsum("ij,ij->i", offsets, offsets) < distance * distance
     # An opening drops single pixels of the backdrop's colour inside the object (highlights).
     keyed = cv2.morphologyEx(keyed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
