@@ -1,4 +1,4 @@
-"""python -m model_export.data fetch|build|show"""
+"""python -m model_export.data fetch|build|show|real"""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> None:
     build.add_argument("--force-eval", action="store_true", help="rewrite the held-out composites")
     show = sub.add_parser("show", parents=[common], help="print the manifest")
     show.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    real = sub.add_parser("real", parents=[common],
+                          help="build .cache/real from the Roboflow exports named in real_sources.json")
+    real.add_argument("--mirrors", type=Path, required=True,
+                      help="folder holding the fetched bare mirrors (owner+name/...)")
+    real.add_argument("--out", type=Path, default=None, help="default .cache/real")
+    real.add_argument("--sources", type=Path, default=None, help="default model_export/data/real_sources.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
@@ -44,6 +50,15 @@ def main(argv: list[str] | None = None) -> None:
                              openclipart_count=OPENCLIPART_COUNT if args.openclipart is None else args.openclipart,
                              eval_counts=counts, force_eval=args.force_eval)
         print(json.dumps(manifest, indent=2))
+    elif args.command == "real":
+        from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_real
+
+        reports = build_real(args.mirrors, args.out or DEFAULT_OUT, args.sources or DEFAULT_SOURCES)
+        for r in reports:
+            print(f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}")
+        masks = sum(r.kept for r in reports if r.format != "yolo-boxes")
+        boxes = sum(r.kept for r in reports if r.format == "yolo-boxes")
+        print(f"total\t{masks} photos with masks, {boxes} with boxes only")
     else:
         print((args.cache / "manifest.json").read_text())
 
