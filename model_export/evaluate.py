@@ -1,10 +1,12 @@
 """python -m model_export.evaluate: quality of exported models through the serving pipeline.
 
-Runs every validation image through `service.pipeline.Pipeline` exactly as the service would
+Real photographs come first: each source of real photos with human-drawn masks
+(`real_<source>`, data/real.py: the validation ids only) and CCP validation, then the studio and
+cluttered composites. Runs every validation image through `service.pipeline.Pipeline` exactly as the service would
 (decode, 1500 px cap, segmenter, ED trimap graph, band-only matting, rescale) and prints, per
 set: mask IoU and boundary F of the segmenter's mask, and IoU, boundary F, alpha MAD and
 gradient error of the final alpha (metrics.py; whole-image per-pixel means for MAD, sum/1000
-for gradient). With the ISNet teacher installed (.cache/peers/isnet.onnx), the same figures
+for gradient), and the background smear (mean alpha on the GT background away from its edge). With the ISNet teacher installed (.cache/peers/isnet.onnx), the same figures
 for it on the same images.
 """
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .metrics import boundary_f_score, gradient_error, iou, iou_loss_by_region, mad
+from .metrics import background_smear, boundary_f_score, gradient_error, iou, iou_loss_by_region, mad
 
-SETS = ("ccp_val", "studio", "cluttered")
+# "real" stands for every real-photo source found (real_<source>); the order is the report's.
+SETS = ("real", "ccp_val", "studio", "cluttered")
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -34,11 +37,16 @@ def _grey(body: bytes) -> np.ndarray:
 
 
 def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
+    """Ours: the segmenter's mask (`prob`) and the served alpha. A peer: its one output as `prob`
+    (its smear is that output's)."""
     out = {"mask_iou": iou(prob, gt), "mask_bf": boundary_f_score(prob, gt)}
-    if alpha is not None:
+    if alpha is None:
+        out["smear"] = background_smear(prob, gt)
+    else:
         # The mask's own MAD tells whether the matting stage improves on the segmenter's edge.
         out.update(mask_mad=mad(prob, gt), iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt),
-                   mad=mad(alpha, gt), grad=gradient_error(alpha, gt))
+                   mad=mad(alpha, gt), grad=gradient_error(alpha, gt),
+                   smear=background_smear(alpha, gt))
     return out
 
 
@@ -67,7 +75,7 @@ class TeacherScores:
 
     def __call__(self, set_name: str, item_id: str, rgb: np.ndarray, gt: np.ndarray) -> dict:
         key = f"{set_name}/{item_id}"
-        if key not in self.cache:
+        if "smear" not in self.cache.get(key, {}):  # scores cached before the smear metric
             self.cache[key] = _scores(self.peer.predict(rgb), None, gt)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.cache))
@@ -102,7 +110,8 @@ def parse_settings(items: list[str]) -> dict:
 def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
              matting: str = "auto", input_size: int | None = None, teacher: bool = True,
              threads: int = 2, settings: dict | None = None, upscale: int | None = None,
-             data: dict | None = None, regions: bool = False) -> dict:
+             data: dict | None = None, regions: bool = False,
+             real_roots: tuple[Path, ...] | None = None) -> dict:
     """`data`: the sets as `evaluation_sets()` gives them (default: the built cache's).
     `regions`: also split each image's alpha IoU loss by trimap region (one more pass up to
     the trimap per image)."""
@@ -116,7 +125,9 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
     # Scores of enlarged photos are not the teacher's cached ones.
     peer = load_teacher() if teacher and not upscale else None
     teacher_scores = TeacherScores(peer) if peer is not None else None
-    data = evaluation_sets() if data is None else data
+    if data is None:
+        data = evaluation_sets(real_roots=real_roots) if real_roots else evaluation_sets()
+    sets = expand_sets(sets, data)
     report: dict = {"models": str(model_dir), "version": pipeline.version, "matting": matting,
                     "input_size": input_size or pipeline.spec.segmenter.input_size,
                     "settings": settings, "upscale": upscale, "sets": {}}
@@ -153,16 +164,42 @@ def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = 
                                      for k in images[0]["iou_loss"]}
         entry["images"] = images
         report["sets"][name] = entry
+    summary = real_photo_summary(report)
+    if summary is not None:
+        report["real_photos"] = summary
     return report
+
+
+def expand_sets(names: tuple[str, ...], data: dict) -> tuple[str, ...]:
+    """'real' -> every real_<source> set present, in the data's order."""
+    out: list[str] = []
+    for name in names:
+        out += [k for k in data if k.startswith("real_")] if name == "real" else [name]
+    return tuple(out)
+
+
+def real_photo_summary(report: dict) -> dict | None:
+    """Mean over the real-photo sets (each real source and CCP counted once, whatever its size)
+    of ours and the peer's mask IoU, boundary F and smear: the figure models are chosen on."""
+    names = [n for n in report["sets"] if n.startswith("real_") or n == "ccp_val"]
+    if not names:
+        return None
+    out: dict = {"sets": names}
+    for model in ("ours", "isnet"):
+        entries = [report["sets"][n][model] for n in names if model in report["sets"][n]]
+        if len(entries) == len(names):
+            out[model] = {k: float(np.mean([e[k] for e in entries]))
+                          for k in entries[0] if all(k in e for e in entries)}
+    return out
 
 
 def worst_images(report: dict, count: int) -> str:
     """The `count` images of each set with the lowest mask IoU, beside the teacher's IoU on them."""
-    lines = [f"{'set':<10} {'image':<28} {'maskIoU':>8} {'IoU':>7} {'isnet':>7}"]
+    lines = [f"{'set':<16} {'image':<28} {'maskIoU':>8} {'IoU':>7} {'isnet':>7}"]
     for name, entry in report["sets"].items():
         for image in sorted(entry["images"], key=lambda r: r["ours"]["mask_iou"])[:count]:
             teacher = image.get("isnet", {}).get("mask_iou")
-            lines.append(f"{name:<10} {image['id']:<28} {image['ours']['mask_iou']:>8.4f} "
+            lines.append(f"{name:<16} {image['id']:<28} {image['ours']['mask_iou']:>8.4f} "
                          f"{image['ours']['iou']:>7.4f} "
                          + (f"{teacher:>7.4f}" if teacher is not None else f"{'-':>7}"))
     return "\n".join(lines)
@@ -173,17 +210,29 @@ def format_report(report: dict) -> str:
              f"segmenter input {report['input_size']} px"
              + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
              + (f", settings {report['settings']}" if report.get("settings") else "")]
-    header = f"{'set':<10} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} {'BF':>7} {'MAD':>8} {'Grad':>8} {'s/img':>6}"
+    header = (f"{'set':<16} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} "
+              f"{'BF':>7} {'MAD':>8} {'Grad':>8} {'smear':>7} {'s/img':>6}")
     lines.append(header)
     for name, entry in report["sets"].items():
         o = entry["ours"]
-        lines.append(f"{name:<10} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} {o['mask_bf']:>7.4f} "
+        lines.append(f"{name:<16} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} {o['mask_bf']:>7.4f} "
                      f"{o['mask_mad']:>8.5f} {o['iou']:>7.4f} {o['bf']:>7.4f} {o['mad']:>8.5f} {o['grad']:>8.3f} "
-                     f"{entry['seconds_per_image']:>6.2f}")
+                     f"{o['smear']:>7.4f} {entry['seconds_per_image']:>6.2f}")
         if "isnet" in entry:
             p = entry["isnet"]
-            # The teacher's cached scores are mask-only: IoU and boundary F.
-            lines.append(f"{name:<10} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f}")
+            # The peer has one output: its IoU, boundary F and smear sit under the mask's columns
+            # and the smear column.
+            lines.append(f"{name:<16} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f} "
+                         f"{'':>8} {'':>7} {'':>7} {'':>8} {'':>8} {p['smear']:>7.4f}")
+    summary = report.get("real_photos")
+    if summary:
+        for model in ("ours", "isnet"):
+            if model in summary:
+                m = summary[model]
+                lines.append(f"real photos, mean of {len(summary['sets'])} sets, {model}: mask IoU "
+                             f"{m['mask_iou']:.4f}, boundary F {m['mask_bf']:.4f}"
+                             + (f", alpha IoU {m['iou']:.4f}" if "iou" in m else "")
+                             + f", smear {m['smear']:.4f}")
     looks = [f"{name} {entry['second_looks']} of {entry['n']}" for name, entry in report["sets"].items()
              if "second_looks" in entry]
     if looks:
@@ -206,7 +255,7 @@ def teacher_only(sets: tuple[str, ...], limit: int | None) -> None:
         raise SystemExit("ISNet teacher not installed: python -m bench.peers")
     scores = TeacherScores(peer)
     data = evaluation_sets()
-    for name in sets:
+    for name in expand_sets(sets, data):
         rows = [scores(name, i, rgb, gt) for i, rgb, gt in data.get(name, [])[:limit]]
         if rows:
             print(name, len(rows), {k: round(v, 4) for k, v in _mean(rows).items()})
@@ -235,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="also split the alpha IoU loss by trimap region: known foreground "
                         "and background (the segmenter's errors) against the unknown band")
     parser.add_argument("--teacher-only", action="store_true", help="only score the ISNet teacher")
+    parser.add_argument("--real-roots", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="folders of real photos (default: ../shared/data/real_masks and "
+                        ".cache/real, the validation ids of each)")
     args = parser.parse_args(argv)
     if args.teacher_only:
         teacher_only(tuple(args.sets.split(",")), args.limit)
@@ -244,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         settings["matting_side"] = args.matting_side
     report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
                       args.input_size, not args.no_teacher, args.threads, settings, args.upscale,
-                      regions=args.regions)
+                      regions=args.regions, real_roots=tuple(args.real_roots or ()) or None)
     print(format_report(report))
     if args.worst:
         print(worst_images(report, args.worst))

@@ -146,7 +146,7 @@ def test_datasets_work_without_any_built_data(tmp_path: Path) -> None:
     mat = MattingDataset("train", crop=64, cache=tmp_path, length=3)
     assert seg[0]["mask"].shape == (1, 64, 64)
     assert mat[0]["alpha"].shape == (1, 64, 64)
-    assert evaluation_sets(tmp_path, ccp_root=missing) == {}
+    assert evaluation_sets(tmp_path, ccp_root=missing, real_roots=(missing,)) == {}
 
 
 def test_evaluate_reports_each_image_through_the_serving_pipeline(

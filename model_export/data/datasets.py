@@ -22,6 +22,8 @@ from . import synth
 from .ccp import DEFAULT_ROOT as CCP_ROOT
 from .ccp import ccp_split, load_ccp
 from .library import Library, read_rgb
+from .real import DEFAULT_ROOTS as REAL_ROOTS
+from .real import RealItem, by_source, load_real, real_items
 from .sources import DEFAULT_CACHE
 
 log = logging.getLogger(__name__)
@@ -163,24 +165,37 @@ class _SeededDataset(Dataset):
 # --------------------------------------------------------------------------- segmentation
 
 class SegmentationDataset(_SeededDataset):
-    """Whole-image and cropped views for the segmenter: CCP photos, CCP persons pasted on other
+    """Whole-image and cropped views for the segmenter: real photos with human-drawn masks
+    (data/real.py; `real_share` of the views), CCP photos, CCP persons pasted on other
     backgrounds, and composites of 1-3 library objects on studio or cluttered backgrounds.
 
     item -> {"image": float32 [3,S,S] ImageNet-normalised, "mask": float32 [1,S,S] in [0,1]}"""
 
     def __init__(self, split: str = "train", size: int = 320, cache: Path = DEFAULT_CACHE,
                  seed: int = 0, ccp_share: float = 0.5, length: int | None = None,
-                 ccp_root: Path = CCP_ROOT, hole_share: float = 0.0) -> None:
+                 ccp_root: Path = CCP_ROOT, hole_share: float = 0.0, real_share: float = 0.0,
+                 real_roots: tuple[Path, ...] = REAL_ROOTS) -> None:
         self.split, self.size, self.seed, self.epoch = split, size, seed, 0
         self.lib = Library(Path(cache), split, hole_share=hole_share)
         self.ccp_root = ccp_root
         self.ccp_ids = _ccp_ids(split, ccp_root)
         self.ccp_share = ccp_share if self.ccp_ids else 0.0
+        self.real = by_source(real_items(split, real_roots)) if real_share > 0 else {}
+        self.real_share = real_share if self.real else 0.0
+        if real_share > 0 and not self.real:
+            log.warning("no real photos in %s: training without them", real_roots)
+        # Sources drawn by the square root of their size: the big one (980 feral cats) must not
+        # drown the others, nor a 10-photo source be seen a hundred times an epoch.
+        counts = np.array([len(v) for v in self.real.values()], np.float64)
+        self.real_weights = np.sqrt(counts) / np.sqrt(counts).sum() if len(counts) else counts
         self.length = length if length is not None else (2000 if split == "train" else 300)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
-        if rng.random() < self.ccp_share:
+        draw = rng.random()
+        if draw < self.real_share:
+            image, mask = self._real_view(rng)
+        elif draw < self.real_share + (1 - self.real_share) * self.ccp_share:
             image, mask = self._ccp_view(rng)
         else:
             image, mask = self._composite_view(rng)
@@ -228,6 +243,60 @@ class SegmentationDataset(_SeededDataset):
             return synth.letterbox(rng, rgb[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw], self.size,
                                    _pad_fill(rng))
         return self._finish(rng, rgb, np.ascontiguousarray(mask), 0.0)
+
+    def _real_item(self, rng: Rng) -> RealItem:
+        items = list(self.real.values())[int(rng.choice(len(self.real), p=self.real_weights))]
+        return items[int(rng.integers(len(items)))]
+
+    def _real_view(self, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
+        """A real photo as the service sees it (whole, letterboxed), mildly or hard cropped
+        (crops that cut the object), or its object pasted into another real photo's scene."""
+        rgb_u8, mask = load_real(self._real_item(rng))
+        if rng.random() < 0.5:
+            rgb_u8, mask = rgb_u8[:, ::-1], mask[:, ::-1]
+        h, w = mask.shape
+        s = min(1.0, 2 * self.size / max(h, w))
+        size = (max(8, round(w * s)), max(8, round(h * s)))
+        rgb = cv2.resize(np.ascontiguousarray(rgb_u8), size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(np.ascontiguousarray(mask), size, interpolation=cv2.INTER_AREA)
+        rgb = synth.colour_jitter(rng, rgb.astype(np.float32) / 255.0)
+        mode = rng.random()
+        if mode < 0.15:
+            return self._pasted_into_real(rng, rgb, mask)
+        if mode < 0.7:  # whole photo, mildly cropped, letterboxed
+            h, w = mask.shape
+            ch, cw = int(h * rng.uniform(0.75, 1.0)), int(w * rng.uniform(0.75, 1.0))
+            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            return synth.letterbox(rng, rgb[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw],
+                                   self.size, _pad_fill(rng))
+        return self._finish(rng, rgb, np.ascontiguousarray(mask), 0.0)
+
+    def _pasted_into_real(self, rng: Rng, rgb: np.ndarray, mask: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """The object (feathered polygon mask) pasted onto another real photo whose own object
+        was cut out of the frame: a real scene, with its clutter, that must stay background."""
+        obj = _trim(rgb, cv2.GaussianBlur(mask, (0, 0), 0.7))
+        scene_u8, scene_mask = load_real(self._real_item(rng))
+        # The largest band of rows or columns free of the scene's own object.
+        rows, cols = scene_mask.any(axis=1), scene_mask.any(axis=0)
+        spans = []
+        for axis, used in ((0, rows), (1, cols)):
+            idx = np.nonzero(used)[0]
+            if len(idx) == 0:
+                spans.append((len(used), axis, 0, len(used)))
+                continue
+            spans += [(idx[0], axis, 0, idx[0]), (len(used) - idx[-1] - 1, axis, idx[-1] + 1, len(used))]
+        length, axis, start, stop = max(spans)
+        if length < 0.3 * scene_mask.shape[axis]:
+            return synth.letterbox(rng, rgb, mask, self.size, _pad_fill(rng))
+        scene = scene_u8[start:stop] if axis == 0 else scene_u8[:, start:stop]
+        h, w = _random_hw(rng, self.size)
+        bg = synth.photo_view(rng, scene.astype(np.float32) / 255.0, h, w)
+        composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
+                                 main_frac=(0.4, 0.95), jitter=False)
+        alpha = composed.alpha[..., None]
+        image = alpha * composed.fg + (1 - alpha) * bg
+        return self._finish(rng, image.astype(np.float32), composed.alpha, 0.7)
 
     def _composite_view(self, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
         style = "studio" if rng.random() < 0.55 else "cluttered"
@@ -307,14 +376,18 @@ class MattingDataset(_SeededDataset):
 
 # --------------------------------------------------------------------------- evaluation
 
-def evaluation_sets(cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT
+def evaluation_sets(cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
+                    real_roots: tuple[Path, ...] = REAL_ROOTS
                     ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """name -> [(id, RGB uint8 [H,W,3] at natural size, GT alpha float32 [H,W] in [0,1])].
 
-    'ccp_val' is ccp.py's validation split; 'studio' and 'cluttered' are the held-out composites
-    written by ``build`` (from val foregrounds and backgrounds only). Sets that are not built or
-    not installed are left out, with a warning."""
+    Real photographs first: 'real_<source>' for each source's validation ids (data/real.py),
+    then 'ccp_val' (ccp.py's validation split), then 'studio' and 'cluttered', the held-out
+    composites written by ``build`` (from val foregrounds and backgrounds only). Sets that are
+    not built or not installed are left out, with a warning."""
     sets: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for source, items in by_source(real_items("val", real_roots)).items():
+        sets[f"real_{source}"] = [(item.id, *load_real(item)) for item in items]
     ids = _ccp_ids("val", ccp_root)
     if ids:
         sets["ccp_val"] = [(i, *load_ccp(i, ccp_root)) for i in ids]

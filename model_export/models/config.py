@@ -2,6 +2,8 @@
 preprocessing facts, and is written beside the exported graph (models/spec.json)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from ..layers import EDTrimap
@@ -13,6 +15,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SegmenterConfig(BaseModel):
+    encoder: Literal["resnet18", "efficientnet_lite0"] = "resnet18"
     output_stride: int = 16
     decoder_channels: int = 128
     atrous_rates: tuple[int, ...] = (3, 6, 9)
@@ -44,7 +47,8 @@ class MattingConfig(BaseModel):
 
 
 def build_segmenter(config: SegmenterConfig) -> DeepLabV3Plus:
-    return DeepLabV3Plus(config.output_stride, config.decoder_channels, config.atrous_rates)
+    return DeepLabV3Plus(config.output_stride, config.decoder_channels, config.atrous_rates,
+                        config.encoder)
 
 
 def build_trimap(config: TrimapConfig) -> EDTrimap:

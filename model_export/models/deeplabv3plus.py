@@ -1,11 +1,12 @@
-"""DeepLabV3+ (Chen et al., 2018) on a ResNet-18 encoder: encoder -> ASPP decoder -> head."""
+"""DeepLabV3+ (Chen et al., 2018): encoder -> ASPP decoder -> head. The encoder is ResNet-18 (the
+AlphaNet paper's) or EfficientNet-Lite0 (ImageNet-pretrained), by name (`SEGMENTATION_ENCODERS`)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoders import resnet18_encoder
+from ..encoders import SEGMENTATION_ENCODERS
 from ..layers import ConvNormAct, SeparableConvNormAct
 
 
@@ -78,9 +79,12 @@ class DeepLabV3Plus(nn.Module):
         output_stride: int = 16,
         decoder_channels: int = 128,
         atrous_rates: tuple[int, ...] = (3, 6, 9),
+        encoder: str = "resnet18",
     ) -> None:
         super().__init__()
-        self.encoder = resnet18_encoder(output_stride)
+        if encoder not in SEGMENTATION_ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}: one of {sorted(SEGMENTATION_ENCODERS)}")
+        self.encoder = SEGMENTATION_ENCODERS[encoder](output_stride)
         self.decoder = DeepLabV3PlusDecoder(
             self.encoder.out_channels, output_stride, decoder_channels, rates=atrous_rates
         )

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
+from ..models import SegmenterConfig
 from .config import TrainConfig
 from .loop import Trainer
 
@@ -21,6 +22,8 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["seg", "matting"])
     parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--encoder", choices=get_args(SegmenterConfig.model_fields["encoder"].annotation),
+                        default=None, help="seg: the segmenter's encoder (default resnet18, the paper's)")
     for name, field in TrainConfig.model_fields.items():
         if name in ("task", "run_dir", "segmenter", "matting"):
             continue
@@ -33,6 +36,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
             parser.add_argument(flag, choices=get_args(field.annotation), default=None,
                                 help=field.description)
             continue
+        if name == "real_roots":
+            parser.add_argument(flag, type=Path, nargs="+", default=None, help=field.description)
+            continue
         if field.annotation is bool:
             parser.add_argument(flag, action="store_true", default=None, help=field.description)
             continue
@@ -40,7 +46,10 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument(flag, type=kind, default=None,
                             help=field.description)
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("task", "run_dir")}
+    overrides = {k: v for k, v in vars(args).items()
+                 if v is not None and k not in ("task", "run_dir", "encoder")}
+    if args.encoder is not None:
+        overrides["segmenter"] = SegmenterConfig(encoder=args.encoder)
     return TrainConfig(task=args.task, run_dir=args.run_dir, **overrides)
 
 

