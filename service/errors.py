@@ -64,6 +64,21 @@ class Unavailable(ServiceError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class QueueFull(Unavailable):
+    """Every worker busy and the queue full (not a shutdown). 503 on our API; remove.bg's route
+    answers it as 429, on which remove.bg clients retry."""
+
+    def __init__(self, message: str, retry_after_s: int = 1, capacity: int = 0) -> None:
+        super().__init__(message, retry_after_s)
+        self.capacity = capacity  # requests the service holds at once: workers + queue
+
+
+class UnknownForeground(ServiceError):
+    """Nothing to cut out (remove.bg's route; /v1/cutout answers the empty cutout)."""
+
+    status, code = 400, "unknown_foreground"
+
+
 class DeadlineExceeded(ServiceError):
     status, code = 504, "deadline_exceeded"
 

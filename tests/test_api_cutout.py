@@ -319,10 +319,11 @@ def test_removebg_errors_in_its_shape(client, photo):
     assert_removebg_error(client.post("/v1.0/removebg", data={"size": "auto"}), 400)
     assert_removebg_error(client.post("/v1.0/removebg", files={"image_file": ("p", b"garbage!")}),
                           415)
+    # Invalid options are 400 there, as on remove.bg (422 on /v1/cutout).
     assert_removebg_error(client.post("/v1.0/removebg", files={"image_file": ("p.jpg", photo)},
-                                      data={"size": "gigantic"}), 422)
+                                      data={"size": "gigantic"}), 400)
     title = assert_removebg_error(client.post("/v1.0/removebg",
-                                              data={"image_url": "http://169.254.169.254/"}), 422)
+                                              data={"image_url": "http://169.254.169.254/"}), 400)
     assert "image_url" in title
     assert_removebg_error(client.post("/v1.0/removebg", data={"image_file_b64": "***"}), 400)
     assert_removebg_error(client.post("/v1.0/removebg", content=b"x" * (MAX_BODY + 10),

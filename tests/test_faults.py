@@ -151,6 +151,36 @@ def test_full_queue_answers_503_at_once_and_recovers(server, slow_image, quick_i
     assert post(server.url, quick_image).status_code == 200
 
 
+def test_full_queue_answers_429_with_rate_limit_headers_on_removebg(server, slow_image,
+                                                                   quick_image):
+    """remove.bg clients retry on 429 (not on 503): its route answers a full queue so."""
+    server.wait_ready()
+    server.wait_idle()
+    with ThreadPoolExecutor(8) as threads:
+        held = [threads.submit(post, server.url, slow_image) for _ in range(3)]
+        wait_for(lambda: server.pool.queue_depth == 1 and all(
+            w["state"] == "busy" for w in server.pool.status()), 20, "a full queue")
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            before = time.time()
+            response = client.post("/v1.0/removebg",
+                                   files={"image_file": ("p.png", quick_image, "image/png")})
+            cutout = client.post("/v1/cutout", content=quick_image)
+        [f.result() for f in held]
+    assert response.status_code == 429, response.text
+    assert response.json()["errors"][0]["code"] == "rate_limit_exceeded"
+    assert response.headers["retry-after"] == "3"
+    assert response.headers["x-ratelimit-limit"] == "3"  # 2 workers + 1 waiting
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    reset = int(response.headers["x-ratelimit-reset"])  # a Unix time, as remove.bg's
+    assert before + 3 - 1 <= reset <= time.time() + 3 + 1
+    assert cutout.status_code == 503  # our own API keeps 503 + Retry-After
+    server.wait_idle()
+    ok = httpx.post(f"{server.url}/v1.0/removebg", timeout=60,
+                    files={"image_file": ("p.png", quick_image, "image/png")})
+    # Served again: the cutout, or (random weights) remove.bg's answer to "no object found".
+    assert ok.status_code == 200 or ok.json()["errors"][0]["code"] == "unknown_foreground"
+
+
 # ---- graceful shutdown -------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:

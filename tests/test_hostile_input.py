@@ -204,10 +204,10 @@ def test_wrong_content_types(client):
     response = client.post("/v1/cutout", content=PHOTO,
                            headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     assert 400 <= response.status_code < 500 and response.json()["error"]
-    # remove.bg with a JSON label on a JPEG body: bad JSON is a 422 in its error shape.
+    # remove.bg with a JSON label on a JPEG body: bad JSON is a 400 in its error shape.
     response = client.post("/v1.0/removebg", content=PHOTO,
                            headers={"Content-Type": "application/json"})
-    assert response.status_code == 422 and response.json()["errors"][0]["title"]
+    assert response.status_code == 400 and response.json()["errors"][0]["title"]
 
 
 def test_multipart_without_the_field(client):

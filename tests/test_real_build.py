@@ -25,6 +25,18 @@ def _photo(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def _smooth_photo(salt_and_pepper: float) -> bytes:
+    """A smooth gradient, with the share of pixels Roboflow's noise augmentation turns black or white."""
+    rng = np.random.default_rng(7)
+    x, y = np.meshgrid(np.linspace(40, 200, W), np.linspace(60, 180, H))
+    pixels = np.dstack([x, y, np.full((H, W), 120.0)]).astype(np.uint8)
+    hit = rng.random((H, W)) < salt_and_pepper
+    pixels[hit] = rng.choice([0, 255], size=(int(hit.sum()), 1))
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
 def _line(cls: int, points: list[tuple[float, float]]) -> str:
     return " ".join([str(cls), *(f"{v:.4f}" for p in points for v in p)])
 
@@ -65,6 +77,10 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
         "valid/images/kettle_jpg.rf.cccc3333.jpg": (_photo(3), [_line(0, SQUARE)]),
         # two instances, one of a class not kept ('shadow')
         "train/images/dog_png.rf.dddd4444.jpg": (_photo(4), [_line(0, SQUARE), _line(1, TRIANGLE)]),
+        # only augmented train copies of 'mug': the one without salt-and-pepper noise is kept
+        "train/images/mug_jpg.rf.a1.jpg": (_smooth_photo(0.05), [_line(0, SQUARE)]),
+        "train/images/mug_jpg.rf.a2.jpg": (_smooth_photo(0.0), [_line(0, SQUARE)]),
+        "train/images/mug_jpg.rf.a3.jpg": (_smooth_photo(0.02), [_line(0, SQUARE)]),
         # nothing labelled: dropped as an empty mask
         "test/images/empty_jpeg.rf.eeee5555.jpg": (_photo(5), []),
     }
@@ -129,12 +145,16 @@ def test_roboflow_stem_strips_the_export_suffix() -> None:
 def test_one_pair_per_source_image_and_the_unaugmented_copy_is_kept(built: Path, export: tuple) -> None:
     rows = _manifest(built)
     stems = sorted(roboflow_stem(r["src_image_path"]) for r in rows)
-    assert stems == sorted(["kettle", "dog", *(f"cup{k}" for k in range(10))])  # 'empty' dropped
+    assert stems == sorted(["kettle", "dog", "mug", *(f"cup{k}" for k in range(10))])  # 'empty' dropped
     kettle = _row(built, "kettle")
     assert kettle["src_image_path"].endswith("valid/images/kettle_jpg.rf.cccc3333.jpg")
     assert kettle["src_mask_path"].endswith("valid/labels/kettle_jpg.rf.cccc3333.txt")
     assert kettle["commit"] == export[1] and kettle["source_repo"] == "someone/export"
     assert kettle["licence"] == "CC BY 4.0"
+
+
+def test_the_least_noisy_train_copy_is_kept(built: Path) -> None:
+    assert _row(built, "mug")["src_image_path"].endswith("mug_jpg.rf.a2.jpg")
 
 
 def test_masks_are_binary_resized_and_where_the_polygons_are(built: Path) -> None:
@@ -173,7 +193,7 @@ def test_boxes_sources_write_boxes_not_masks(built: Path) -> None:
 def test_val_split_takes_the_minimum_and_does_not_depend_on_order(built: Path) -> None:
     ids = [r["id"] for r in _manifest(built)]
     val = [i for i in (built / "val.txt").read_text().split() if i.startswith("things_")]
-    assert len(val) == 5 and set(val) <= set(ids)  # 10 % of 12 rounds to 1, the minimum is 5
+    assert len(val) == 5 and set(val) <= set(ids)  # 10 % of 13 rounds to 1, the minimum is 5
     assert val == val_ids(ids) == val_ids(ids[::-1])
     many = [f"x_{k:04d}" for k in range(200)]
     assert len(val_ids(many)) == 20  # 10 % once over the minimum

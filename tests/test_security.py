@@ -10,8 +10,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import numpy as np
 import pytest
-from test_service_support import decode, disc_image, encoded, serving
+from PIL import Image
+from test_service_support import (
+    colour_segmenter,
+    colour_segmenter_settings,
+    decode,
+    disc_image,
+    encoded,
+    serving,
+)
 
 from service.config import Settings
 from service.security import AddressRefused, check_address
@@ -20,6 +29,8 @@ KEY = "k-alpha-3b9f1c2e"
 FILE_KEY = "k-beta-77d0a5e4"
 PHOTO = encoded(disc_image(160, 120), "JPEG", quality=95)
 FETCH_LIMIT = 200_000
+BLUE = (20, 40, 220)
+BACKGROUND = encoded(Image.new("RGB", (40, 30), BLUE), "PNG")
 
 
 # ---- a local "internet" --------------------------------------------------------------------------
@@ -34,6 +45,7 @@ class Origin(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         routes = {
             "/photo.jpg": lambda: self._send(200, PHOTO, "image/jpeg"),
+            "/bg.png": lambda: self._send(200, BACKGROUND, "image/png"),
             "/redirect": lambda: self._redirect("/photo.jpg"),
             "/redirect-absolute": lambda: self._redirect(f"http://127.0.0.1:{port}/redirect"),
             "/to-private": lambda: self._redirect("http://10.1.2.3/photo.jpg"),
@@ -92,18 +104,22 @@ def guarded(random_model_dir, tmp_path_factory):
     key_file.write_text(f"# cutout keys\n\n{FILE_KEY}\n")
     settings = Settings(model_dir=random_model_dir, workers=1, threads=1, warm_up=False,
                         api_keys=(KEY,), api_keys_file=key_file, metrics_require_key=True,
-                        image_url_enabled=True, log_level="debug")
+                        image_url_enabled=True, log_level="debug",
+                        **colour_segmenter_settings(colour_segmenter(key_file.parent / "c.onnx")))
     with serving(settings) as live:
         yield live
 
 
 @pytest.fixture(scope="module")
-def fetching(random_model_dir):
-    """No keys (the default); image_url enabled with loopback allowed (tests only)."""
+def fetching(random_model_dir, tmp_path_factory):
+    """No keys (the default); image_url enabled with loopback allowed (tests only). The
+    colour segmenter finds the red disc of PHOTO (remove.bg's route answers 400 when nothing is
+    found)."""
+    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=1, threads=1, warm_up=False,
                         image_url_enabled=True, image_url_allow_loopback=True,
                         image_url_max_bytes=FETCH_LIMIT, image_url_timeout_s=2.0,
-                        image_url_max_redirects=2)
+                        image_url_max_redirects=2, **colour_segmenter_settings(segmenter))
     with serving(settings) as live:
         yield live
 
@@ -191,7 +207,7 @@ def assert_refused(response, code: str = "image_url_refused") -> None:
 
 
 def test_image_url_off_by_default(random_model_dir):
-    assert Settings(model_dir=random_model_dir).image_url_enabled is False  # 422 when off:
+    assert Settings(model_dir=random_model_dir).image_url_enabled is False  # 400 when off:
     # see tests/test_api_cutout.py::test_removebg_errors_in_its_shape
 
 
@@ -252,11 +268,28 @@ def test_size_limit_streamed_and_time_limit(fetching, origin):
 def test_image_url_with_bad_options_or_two_sources_is_not_fetched(fetching, origin):
     Origin.hits.clear()
     response = fetch(fetching, f"{origin}/photo.jpg", size="gigantic")
-    assert response.status_code == 422
+    assert response.status_code == 400  # remove.bg's status for invalid options
     with fetching.client() as client:
         response = client.post("/v1.0/removebg", data={"image_url": f"{origin}/photo.jpg"},
                                files={"image_file": ("p.jpg", PHOTO)})
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert Origin.hits == []
+
+
+def test_bg_image_url_is_fetched_like_image_url(fetching, guarded, origin):
+    response = fetch(fetching, f"{origin}/photo.jpg", bg_image_url=f"{origin}/bg.png")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"  # format auto: opaque
+    pixels = np.asarray(decode(response.content)).astype(int)
+    assert np.abs(pixels[3, 3] - BLUE).max() <= 12  # the background covers the frame
+    # The same address policy: where loopback is refused, so is it for the background, before
+    # connecting.
+    Origin.hits.clear()
+    with guarded.client() as client:
+        response = client.post("/v1.0/removebg", files={"image_file": ("p.jpg", PHOTO)},
+                               data={"bg_image_url": f"{origin}/bg.png"},
+                               headers={"X-Api-Key": KEY})
+    assert_refused(response)
     assert Origin.hits == []
 
 

@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -104,6 +104,9 @@ class GitTree:
                              capture_output=True, check=True).stdout
         self.paths = [p.decode() for p in out.split(b"\0") if p]
         self._set = set(self.paths)
+        self.by_name: dict[str, list[str]] = {}
+        for path in self.paths:
+            self.by_name.setdefault(PurePosixPath(path).name, []).append(path)
         self._proc = subprocess.Popen(["git", "--git-dir", str(git_dir), "cat-file", "--batch"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -169,12 +172,43 @@ def _split_rank(path: str) -> int:
     return min((_SPLIT_RANK.get(p, 2) for p in parts), default=2)
 
 
-def pick_copies(paths: list[str]) -> dict[str, str]:
-    """One path per Roboflow stem: a valid/test copy (unaugmented) when there is one, else the first."""
-    chosen: dict[str, str] = {}
+def pick_copies(paths: list[str], noise: Callable[[str], float] | None = None) -> dict[str, str]:
+    """One path per Roboflow stem: a valid/test copy (unaugmented) when there is one; among train
+    copies only, the least noisy (Roboflow's salt-and-pepper and blur augmentations), else the first."""
+    groups: dict[str, list[str]] = {}
     for path in sorted(paths, key=lambda p: (_split_rank(p), p)):
-        chosen.setdefault(roboflow_stem(path), path)
+        groups.setdefault(roboflow_stem(path), []).append(path)
+    chosen = {}
+    for stem, group in groups.items():
+        best = [p for p in group if _split_rank(p) == _split_rank(group[0])]
+        chosen[stem] = min(best, key=noise) if noise is not None and len(best) > 1 else best[0]
     return chosen
+
+
+IMPULSE_JUMP = 64  # grey levels away from the 3x3 median: surely a salt or pepper pixel
+IMPULSE_REPAIR = 0.002  # above this share of such pixels a photo has Roboflow's noise on it
+IMPULSE_FIX_JUMP = 32  # once it has, fainter specks (JPEG-softened) are replaced too
+
+
+def _jumps(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.absdiff(grey, cv2.medianBlur(grey, 3))
+
+
+def impulse_fraction(data: bytes) -> float:
+    """Share of pixels far from their 3x3 median: Roboflow's salt-and-pepper noise shows up here."""
+    return float(np.mean(_jumps(_decode(data)) > IMPULSE_JUMP))
+
+
+def repair_impulses(image: np.ndarray) -> np.ndarray:
+    """Salt-and-pepper pixels replaced by their 3x3 median; photos without the noise are untouched."""
+    jumps = _jumps(image)
+    if np.mean(jumps > IMPULSE_JUMP) <= IMPULSE_REPAIR:
+        return image
+    noisy = jumps > IMPULSE_FIX_JUMP
+    fixed = image.copy()
+    fixed[noisy] = cv2.medianBlur(image, 3)[noisy]
+    return fixed
 
 
 def _class_names(tree: GitTree, source: Source) -> list[str] | None:
@@ -210,7 +244,7 @@ def _label_path(image_path: str, label_dirs: tuple[tuple[str, str], ...]) -> str
 def _yolo_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]) -> Iterator[Item]:
     kept = _kept_ids(_class_names(tree, source), source)
     images = [p for pattern in source.images for p in tree.glob(pattern) if p.lower().endswith(IMAGE_SUFFIXES)]
-    for stem, path in sorted(pick_copies(images).items()):
+    for stem, path in sorted(pick_copies(images, lambda p: impulse_fraction(tree.read(p))).items()):
         item = Item(stem, path, _label_path(path, source.label_dirs))
         if item.label_path not in tree:
             item.unusable = "no label file"
@@ -252,11 +286,16 @@ def _coco_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
                 by_image.setdefault(ann["image_id"], []).append(ann)
             folder = PurePosixPath(ann_path).parent
             for img in coco["images"]:
-                records.append((str(folder / img["file_name"]), ann_path, img, by_image.get(img["id"], []), cats))
+                path = _beside(tree, folder, img["file_name"])
+                records.append((path, ann_path, img, by_image.get(img["id"], []), cats))
     by_path = {r[0]: r for r in records}
-    for stem, path in sorted(pick_copies(list(by_path)).items()):
+    for stem, path in sorted(pick_copies(list(by_path), lambda p: impulse_fraction(tree.read(p))).items()):
         _, ann_path, img, anns, cats = by_path[path]
         item = Item(stem, path, ann_path)
+        if path not in tree:
+            item.unusable = "image not in the repository"
+            yield item
+            continue
         sizes[path] = (int(img["width"]), int(img["height"]))
         for ann in anns:
             if source.classes is not None and cats.get(ann["category_id"]) not in source.classes:
@@ -267,6 +306,15 @@ def _coco_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
                 break
             item.polygons.extend(np.asarray(p, np.float64).reshape(-1, 2) for p in seg if len(p) >= 6)
         yield item
+
+
+def _beside(tree: GitTree, folder: PurePosixPath, name: str) -> str:
+    """The image a COCO file names: beside it, or in a split folder under it (some exports move them)."""
+    here = str(folder / name)
+    if here in tree:
+        return here
+    below = [p for p in tree.by_name.get(name, []) if PurePosixPath(p).parent.parent == folder]
+    return below[0] if len(below) == 1 else here
 
 
 def _image_size(data: bytes) -> tuple[int, int]:
@@ -316,7 +364,8 @@ class SourceReport:
         self.dropped[why] = self.dropped.get(why, 0) + 1
 
 
-def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], box_rows: list[dict]) -> SourceReport:
+def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], box_rows: list[dict],
+                  previous: dict[str, str]) -> SourceReport:
     report = SourceReport(source.name, source.format)
     sizes: dict[str, tuple[int, int]] = {}
     items = list(_coco_items(tree, source, sizes) if source.format == "coco-seg" else _yolo_items(tree, source, sizes))
@@ -332,7 +381,9 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
             else:
                 report.drop("no boxes")
             continue
-        why = _write_pair(tree, item, item_id, out, sizes)
+        # files already written are reused only when they came from the same commit and file
+        same = previous.get(item_id) == f"{source.commit}:{item.image_path}"
+        why = _write_pair(tree, item, item_id, out, sizes, reuse=same)
         if why:
             report.drop(why)
             continue
@@ -348,7 +399,8 @@ def _decode(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _write_pair(tree: GitTree, item: Item, item_id: str, out: Path, sizes: dict[str, tuple[int, int]]) -> str:
+def _write_pair(tree: GitTree, item: Item, item_id: str, out: Path, sizes: dict[str, tuple[int, int]],
+                reuse: bool) -> str:
     image_file, mask_file = out / "image" / f"{item_id}.jpg", out / "mask" / f"{item_id}.png"
     w, h = sizes.get(item.image_path) or _image_size(tree.read(item.image_path))
     mask = rasterise(item.polygons, w, h)
@@ -357,9 +409,9 @@ def _write_pair(tree: GitTree, item: Item, item_id: str, out: Path, sizes: dict[
         return "empty mask"
     if not MIN_COVER <= cover <= MAX_COVER:
         return f"mask covers {'< 0.5' if cover < MIN_COVER else '> 97'} % of the image"
-    if image_file.exists() and mask_file.exists():
+    if reuse and image_file.exists() and mask_file.exists():
         return ""
-    image = _decode(tree.read(item.image_path))
+    image = repair_impulses(_decode(tree.read(item.image_path)))
     if image.shape[:2] != (h, w):
         return "image size differs from its annotation"
     image, mask, _ = _fit(image, mask)
@@ -388,6 +440,16 @@ def _write_tsv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _previous_sources(manifest: Path) -> dict[str, str]:
+    """id -> 'commit:source image' of the last build, to know which written files still hold."""
+    if not manifest.exists():
+        return {}
+    header, *lines = manifest.read_text().splitlines()
+    cols = header.split("\t")
+    rows = [dict(zip(cols, line.split("\t"))) for line in lines]
+    return {r["id"]: f"{r['commit']}:{r['src_image_path']}" for r in rows}
+
+
 def _remove_stale(folder: Path, keep: set[str]) -> int:
     stale = [p for p in folder.iterdir() if p.stem not in keep]
     for p in stale:
@@ -404,9 +466,10 @@ def build_real(mirrors: Path, out: Path = DEFAULT_OUT, sources_file: Path = DEFA
     rows: list[dict] = []
     box_rows: list[dict] = []
     reports = []
+    previous = _previous_sources(out / "MANIFEST.tsv")
     for source in sources:
         with GitTree(find_git_dir(mirrors, source.repo), source.commit) as tree:
-            report = _build_source(tree, source, out, rows, box_rows)
+            report = _build_source(tree, source, out, rows, box_rows, previous)
         log.info("%s: %d stems -> %d kept, dropped %s", source.name, report.stems, report.kept, report.dropped)
         reports.append(report)
     pair_ids = {r["id"] for r in rows}

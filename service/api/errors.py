@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,11 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import InvalidOptions, ServiceError
+from ..errors import InvalidOptions, QueueFull, ServiceError
 
 log = logging.getLogger("cutout.api")
 
-REMOVEBG_PREFIX = "/v1.0/removebg"
+REMOVEBG_PREFIX = "/v1.0/"  # removebg and account
 
 
 def invalid_options(exc: ValidationError) -> InvalidOptions:
@@ -36,8 +38,17 @@ def error_response(exc: ServiceError) -> JSONResponse:
 
 
 def removebg_error_response(exc: ServiceError) -> JSONResponse:
-    return JSONResponse({"errors": [{"title": exc.message, "code": exc.code}]},
-                        status_code=exc.status, headers=exc.headers())
+    """remove.bg's shape and statuses: invalid parameters are 400 there, and a full queue is
+    429 with its rate-limit headers (its clients retry on 429, not on 503)."""
+    status, code, headers = exc.status, exc.code, exc.headers()
+    if isinstance(exc, InvalidOptions):
+        status = 400
+    if isinstance(exc, QueueFull):
+        status, code = 429, "rate_limit_exceeded"
+        headers.update({"X-RateLimit-Limit": str(exc.capacity), "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": str(math.ceil(time.time()) + exc.retry_after_s)})
+    return JSONResponse({"errors": [{"title": exc.message, "code": code}]},
+                        status_code=status, headers=headers)
 
 
 def response_for_path(path: str, exc: ServiceError) -> JSONResponse:

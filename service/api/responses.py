@@ -30,6 +30,9 @@ def image_headers(outcome: Outcome, total_s: float) -> dict[str, str]:
         "Content-Disposition":
             f'inline; filename="cutout.{EXTENSIONS.get(result.media_type, "bin")}"',
     }
+    # Nothing to cut out is still a 200 on /v1/cutout (the empty cutout), flagged here;
+    # remove.bg's route answers it as 400 unknown_foreground instead.
+    headers["X-Foreground-Found"] = "false" if result.object_box is None else "true"
     if result.object_box is not None:
         left, top, right, bottom = result.object_box
         headers.update({"X-Foreground-Left": str(left), "X-Foreground-Top": str(top),

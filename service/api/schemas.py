@@ -32,6 +32,33 @@ class RemoveBgJson(BaseModel):
     data: RemoveBgResult
 
 
+class RemoveBgCredits(BaseModel):
+    total: int
+    subscription: int
+    payg: int
+    enterprise: int
+
+
+class RemoveBgApiInfo(BaseModel):
+    free_calls: int
+    sizes: str
+
+
+class RemoveBgAccountAttributes(BaseModel):
+    credits: RemoveBgCredits
+    api: RemoveBgApiInfo
+
+
+class RemoveBgAccountData(BaseModel):
+    attributes: RemoveBgAccountAttributes
+
+
+class RemoveBgAccount(BaseModel):
+    """GET /v1.0/account in remove.bg's shape."""
+
+    data: RemoveBgAccountData
+
+
 class WorkerStatus(BaseModel):
     index: int
     state: str

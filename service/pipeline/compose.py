@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import geometry
+from . import canvas, geometry
+from .background import Picture, contact_shadow, cover, layer
 from .options import CutoutOptions
 
 # Pixels whose matte is above this (of 255) count as the object for crops and headers.
@@ -36,11 +37,17 @@ def crop_box(box: tuple[int, int, int, int], options: CutoutOptions) -> tuple[in
             right + m_right.pixels(box_w), bottom + m_bottom.pixels(box_h))
 
 
-def compose(rgb: np.ndarray, matte: np.ndarray, options: CutoutOptions) -> Composed:
+def compose(rgb: np.ndarray, matte: np.ndarray, options: CutoutOptions,
+            backdrop: Picture | None = None) -> Composed:
     """`rgb` and `matte` at the original size; `matte` is what the output is about (alpha, mask
-    or trimap, uint8)."""
-    box = geometry.bounding_box(matte, 0 if options.output == "trimap" else OBJECT_THRESHOLD)
-    if options.crop and box is not None:
+    or trimap, uint8). `backdrop`: the decoded bg_image, at any size."""
+    threshold = 0 if options.output == "trimap" else OBJECT_THRESHOLD
+    box = geometry.bounding_box(matte, threshold)
+    place = canvas.placement(options, matte.shape[1], matte.shape[0], box)
+    if place is not None:
+        rgb, matte = canvas.apply(place, rgb, matte)
+        box = geometry.bounding_box(matte, threshold)
+    elif options.crop and box is not None:
         region = crop_box(box, options)
         rgb, matte = geometry.cut_box(rgb, region), geometry.cut_box(matte, region)
         box = (box[0] - region[0], box[1] - region[1], box[2] - region[0], box[3] - region[1])
@@ -53,6 +60,14 @@ def compose(rgb: np.ndarray, matte: np.ndarray, options: CutoutOptions) -> Compo
     background = options.bg_color
     if background is None and options.format == "jpeg":
         background = WHITE
+    if backdrop is not None or options.shadow:
+        height, width = matte.shape
+        behind = background if backdrop is None else cover(backdrop.rgb, backdrop.alpha,
+                                                             width, height)
+        if isinstance(behind, Picture) and behind.alpha is not None and options.format == "jpeg":
+            behind = Picture(layer(behind.rgb, behind.alpha, WHITE, None), None)  # no alpha
+        shadow = contact_shadow(matte, box) if options.shadow and box is not None else None
+        return Composed(layer(rgb, matte, behind, shadow), matte, box)
     if background is None:
         return Composed(_straight_rgba(rgb, matte), matte, box)
     return Composed(_over(rgb, matte, background), matte, box)

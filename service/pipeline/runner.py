@@ -6,6 +6,7 @@ segmentation, trimap before matting).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 import time
@@ -20,9 +21,10 @@ import onnxruntime as ort
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import DeadlineExceeded
+from ..errors import DeadlineExceeded, InvalidOptions, ServiceError
 from . import backdrop, band, codec, compose, geometry, trimap, zoom
-from .options import CutoutOptions
+from .background import Picture
+from .options import CutoutOptions, roi_box
 from .sessions import MattingModel, RuntimeConfig, Segmenter, TrimapModel
 from .spec import SegmenterSpec, load_spec
 
@@ -186,7 +188,9 @@ class Pipeline:
             return call
 
         with stage("decode"):
-            image = codec.decode(data, self.config.max_pixels)
+            whole = codec.decode(data, self.config.max_pixels)
+            behind = self._bg_image(options.bg_image)
+        image, roi = _search_region(whole, options)  # the object is searched only in the roi
         full_w, full_h = image.size
         tiles = band_pixels = net_px = 0
         with stage("resize"):
@@ -250,15 +254,28 @@ class Pipeline:
                     matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
                     if image.alpha is not None:
                         matte = compose.multiply_mattes(matte, image.alpha)
+        if roi is not None:  # outside the roi is background
+            matte = geometry.cut_box(matte, (-roi[0], -roi[1], whole.size[0] - roi[0],
+                                             whole.size[1] - roi[1]), 0)
         with stage("compose"):
-            composed = compose.compose(image.rgb, matte, options)
+            composed = compose.compose(whole.rgb, matte, options, behind)
         with stage("encode"):
             body = codec.encode(composed.pixels, options.format, self.encode_config,
                                 alpha=composed.matte)
         height, width = composed.pixels.shape[:2]
-        return Result(body, codec.MEDIA_TYPES[options.format], width, height, full_w, full_h,
+        return Result(body, codec.MEDIA_TYPES[options.format], width, height, *whole.size,
                       composed.object_box, self.version, timings, tiles, band_pixels, net_px,
                       looked_closer=box is not None)
+
+    def _bg_image(self, data: bytes | None) -> Picture | None:
+        """The bg_image, decoded with the same limits as the image."""
+        if data is None:
+            return None
+        try:
+            decoded = codec.decode(data, self.config.max_pixels)
+        except ServiceError as exc:
+            raise type(exc)(f"bg_image: {exc.message}") from exc
+        return Picture(decoded.rgb, decoded.alpha)
 
     def _matte(self, rgb: np.ndarray, tri: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
                ) -> tuple[np.ndarray, int, int]:
@@ -307,3 +324,18 @@ class Pipeline:
         Image.fromarray(rgb).save(buffer, "PNG")
         self.run(buffer.getvalue(), CutoutOptions())
 
+
+def _search_region(image: codec.Decoded, options: CutoutOptions
+                   ) -> tuple[codec.Decoded, tuple[int, int, int, int] | None]:
+    """The part of the image the models see: the roi's crop (and the roi's box), or the whole
+    image (and None)."""
+    if options.roi is None:
+        return image, None
+    try:
+        box = roi_box(options.roi, *image.size)
+    except ValueError as exc:
+        raise InvalidOptions(str(exc)) from exc
+    if box is None:
+        return image, None
+    alpha = None if image.alpha is None else geometry.cut_box(image.alpha, box)
+    return dataclasses.replace(image, rgb=geometry.cut_box(image.rgb, box), alpha=alpha), box

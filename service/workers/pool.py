@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from ..errors import DeadlineExceeded, ServiceError, Unavailable, WorkerCrashed, from_code
+from ..errors import (
+    DeadlineExceeded,
+    QueueFull,
+    ServiceError,
+    Unavailable,
+    WorkerCrashed,
+    from_code,
+)
 from ..metrics import Metrics
 from ..pipeline import CutoutOptions, PipelineConfig, Result
 from .protocol import STOP, Done, Failed, Job, Ready, SetupFailed
@@ -182,9 +189,9 @@ class WorkerPool:
         job = _Job(next(self._ids), data, options, now + self.timeout_s, loop.create_future(), now)
         idle = sum(s.state is WorkerState.READY for s in self._slots)
         if self._queue.qsize() >= self._queue_size + idle:
-            raise Unavailable(
+            raise QueueFull(
                 f"all {self.size} workers are busy and {self._queue_size} requests are waiting; "
-                "retry shortly", self.retry_after_s)
+                "retry shortly", self.retry_after_s, self.size + self._queue_size)
         self._queue.put_nowait(job)
         self.metrics.queue_depth.set(self._queue.qsize())
         try:

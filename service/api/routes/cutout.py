@@ -1,11 +1,12 @@
 """POST /v1/cutout: the image as multipart field `image` or as the raw body; options as query
-parameters or form fields."""
+parameters or form fields; a background image as the multipart file field `bg_image`."""
 from __future__ import annotations
 
 import time
 
 from fastapi import APIRouter, Request, Response
 
+from ...errors import InvalidOptions
 from ...pipeline import CutoutOptions
 from ..deps import ApiKey, MetricsDep, PoolDep
 from ..responses import image_response
@@ -21,6 +22,11 @@ _OPTION_SCHEMAS = {
     "crop": {"type": "boolean", "default": False},
     "crop_margin": {"type": "string", "example": "10%"},
     "max_megapixels": {"type": "number", "example": 4},
+    "canvas": {"type": "string", "example": "1600x1600"},
+    "fill": {"type": "number", "example": 0.85},
+    "position": {"type": "string", "example": "center"},
+    "roi": {"type": "string", "example": "10% 0% 90% 100%"},
+    "shadow": {"type": "boolean", "default": False},
 }
 _PARAMETERS = [
     {"name": name, "in": "query", "required": False, "schema": schema,
@@ -37,7 +43,8 @@ OPENAPI = {
         "content": {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["image"],
-                "properties": {"image": _IMAGE_BODY, **_OPTION_SCHEMAS}}},
+                "properties": {"image": _IMAGE_BODY, "bg_image": _IMAGE_BODY,
+                               **_OPTION_SCHEMAS}}},
             "image/*": {"schema": _IMAGE_BODY},
             "application/octet-stream": {"schema": _IMAGE_BODY},
         },
@@ -64,7 +71,12 @@ async def cutout(request: Request, pool: PoolDep, metrics: MetricsDep) -> Respon
     start = time.perf_counter()
     upload = await read_upload(request)
     data = image_from(upload, "image")
-    options = validate_options(CutoutOptions, upload.fields)
+    fields: dict[str, object] = dict(upload.fields)
+    if "bg_image" in fields:
+        raise InvalidOptions("bg_image is a file: send it as a multipart file part")
+    if "bg_image" in upload.files:
+        fields["bg_image"] = upload.files["bg_image"]
+    options = validate_options(CutoutOptions, fields)
     outcome = await pool.submit(data, options)
     metrics.observe_result(outcome.result, outcome.queue_seconds)
     return image_response(outcome, time.perf_counter() - start)
