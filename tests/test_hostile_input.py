@@ -18,6 +18,7 @@ from test_service_support import (
     decode,
     disc_image,
     encoded,
+    heic_with_claimed_size,
     png_with_claimed_size,
     serving,
 )
@@ -107,7 +108,8 @@ SIXTEEN_BIT = encoded(Image.fromarray(
 SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
        b'<script>alert(1)</script><rect width="100" height="100" fill="red"/></svg>')
 HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
-HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+HEIC_HEADER_ONLY = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+HEIC = encoded(disc_image(96, 64), "HEIF", quality=90)  # libheif's encoder (pillow-heif)
 
 # name -> (body, expected status, expected code or None); bodies are raw /v1/cutout uploads.
 CASES = {
@@ -124,7 +126,13 @@ CASES = {
     "webp": (encoded(disc_image(96, 64), "WEBP"), 200, None),
     "bmp": (encoded(disc_image(96, 64), "BMP"), 200, None),
     "avif": (encoded(disc_image(96, 64), "AVIF"), 200, None),
-    "heic": (HEIC, 415, "unsupported_media_type"),
+    "heic": (HEIC, 200, None),
+    "heic_header_only": (HEIC_HEADER_ONLY, 415, "unsupported_media_type"),
+    "truncated_heic": (HEIC[: len(HEIC) // 2], 400, "undecodable_image"),
+    "heic_header_60000": (heic_with_claimed_size(60000, 60000), 413, "payload_too_large"),
+    "heic_header_over_max_pixels": (heic_with_claimed_size(6000, 6000), 413,
+                                    "payload_too_large"),
+    "heic_header_lies_small": (heic_with_claimed_size(640, 480), 400, "undecodable_image"),
     "svg": (SVG, 415, "unsupported_media_type"),
     "html": (HTML, 415, "unsupported_media_type"),
     "pdf": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", 415, "unsupported_media_type"),

@@ -67,6 +67,34 @@ def test_icc_profile_converted_to_srgb():
     assert plain.rgb[0, 0, 0] == 128
 
 
+def test_heic_decodes_with_its_icc_profile_and_orientation():
+    grey = Image.new("RGB", (64, 64), (128, 128, 128))
+    converted = codec.decode(encoded(grey, "HEIF", quality=95, icc_profile=linear_rgb_icc()),
+                             10**6)
+    assert converted.source_format == "HEIF"
+    assert abs(int(converted.rgb[0, 0, 0]) - 188) <= 3  # linear 0.5 is sRGB ~188, as for PNG
+    # Orientation 6 (display turned 90 degrees clockwise), written as phones write it: an irot
+    # box (HEIF's own, which viewers follow) and the EXIF tag. What a viewer sees comes out.
+    stored = np.zeros((64, 128, 3), np.uint8)
+    stored[:, :32] = (230, 20, 20)  # left quarter red as stored -> top quarter when shown
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encoded(Image.fromarray(stored), "HEIF", quality=95, exif=exif.tobytes())
+    assert b"irot" in data
+    shown = codec.decode(data, 10**6)
+    assert shown.rgb.shape == (128, 64, 3)
+    assert shown.rgb[8, 32, 0] > 180 and shown.rgb[120, 32, 0] < 60
+
+
+def test_heic_bomb_refused_before_decoding():
+    """A real HEIC of 3 MP in 1 kB (one flat colour): the pixel limit is checked on its header."""
+    flat = encoded(Image.new("RGB", (2000, 1500), (250, 250, 250)), "HEIF", quality=10)
+    assert len(flat) < 10_000
+    with pytest.raises(PayloadTooLarge, match="before decoding"):
+        codec.decode(flat, 1_000_000)
+    assert codec.decode(flat, 3_000_000).rgb.shape == (1500, 2000, 3)
+
+
 def test_first_frame_of_animations_and_multipage_tiff():
     frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
     for fmt in ("GIF", "WEBP", "TIFF"):

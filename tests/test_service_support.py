@@ -134,6 +134,16 @@ def png_with_claimed_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def heic_with_claimed_size(width: int, height: int) -> bytes:
+    """A real small HEIC whose image size box (ispe) claims width x height (64 x 64 coded:
+    a size off the codec's block grid would add a clean-aperture box, whose size wins)."""
+    data = bytearray(encoded(Image.new("RGB", (64, 64), RED), "HEIF", quality=50))
+    box = data.find(b"ispe")  # size(4) type(4) version+flags(4) width(4) height(4)
+    assert box > 0 and data.find(b"ispe", box + 4) < 0 and b"clap" not in data
+    data[box + 8:box + 16] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
 def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()

@@ -14,17 +14,24 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from ..errors import EmptyInput, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
+# HEIC / HEIF (phone photos) through libheif. HEIF's own orientation boxes (irot / imir, which
+# viewers follow) are applied by libheif while decoding, and the EXIF orientation is then
+# reported as 1, so exif_transpose below does not turn the picture twice. Thumbnails, depth and
+# auxiliary images are never read.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
 # Formats worth decoding from the internet; everything else (EPS runs Ghostscript, PSD, ...) is
 # refused as 415 before any decoder runs. Multi-frame formats give their first frame.
 # (JPEG also opens multi-picture MPO files; AVIF only where this Pillow build has it.)
 Image.init()
-INPUT_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+INPUT_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
                       if f in Image.OPEN)
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg",
                "zip": "application/zip"}
