@@ -11,10 +11,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .bundled_models import bundled_model_dir
 from .pipeline import PipelineConfig
 from .pipeline.spec import SegmenterSpec
-
-DEFAULT_MODEL_DIR = Path("models")
 
 
 class Settings(BaseSettings):
@@ -28,7 +27,9 @@ class Settings(BaseSettings):
         "info", description="`debug`, `info`, `warning` or `error`")
 
     # Models
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="folder with spec.json and the graphs")
+    model_dir: Path = Field(  # None: _model_dir fills it in, wherever cutout runs
+        None, validate_default=True, description="folder with spec.json and the graphs "
+        "(default: the bundled models, found from the installed package)")
     segmenter_side: int | None = Field(
         None, ge=64, le=2048, description="long side the bundled segmenter works at (default: "
         "spec.json's; smaller is faster and coarser, docs/performance.md)")
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
         "forkserver", description="forkserver: workers fork from a process that has imported "
         "their modules (a replacement is ready 1-2 s sooner); spawn: a fresh interpreter each")
     ort_mem_arena: bool = Field(True, description="ONNX Runtime CPU memory arena")
+    ort_arena_shrinkage: bool = Field(
+        True, description="after each inference the arena gives back the memory it no longer "
+        "uses, so a worker's memory has a ceiling whatever image sizes come (off: it keeps "
+        "buffers for every input shape it has seen; docs/reliability.md)")
     ort_spinning: bool = Field(False, description="ONNX Runtime intra-op thread spinning (off: "
                                "measured faster on shared cores, docs/performance.md)")
 
@@ -137,6 +142,10 @@ class Settings(BaseSettings):
     guided_radius: int = Field(2, ge=1, le=64, description="guided filter radius (px at the "
                                "matting scale)")
     guided_eps: float = Field(1e-3, gt=0, description="guided filter regularisation")
+    foreground_estimation: bool = Field(
+        True, description="outputs with colour (rgba, backgrounds, canvas, zip) get the "
+        "object's estimated colour in the soft edge, where the photo's holds the old backdrop "
+        "(false: the photo's colour; docs/performance.md)")
     ort_graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
         "all", description="ONNX Runtime graph optimisation level")
     png_compression: int = Field(1, ge=0, le=9, description="zlib level of PNG answers "
@@ -167,6 +176,11 @@ class Settings(BaseSettings):
         if value is not None and not value.expanduser().is_file():
             raise ValueError(f"api_keys_file {str(value)!r} does not exist")
         return None if value is None else value.expanduser()
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _model_dir(cls, value: object) -> object:
+        return bundled_model_dir() if value is None or value == "" else value
 
     @field_validator("model_dir", "segmenter_path")
     @classmethod
@@ -203,6 +217,7 @@ class Settings(BaseSettings):
             model_dir=self.model_dir.resolve(), external_segmenter=self.external_segmenter(),
             segmenter_side=self.segmenter_side,
             threads=self.threads_per_worker, mem_arena=self.ort_mem_arena,
+            arena_shrinkage=self.ort_arena_shrinkage,
             spinning=self.ort_spinning, max_pixels=self.max_pixels,
             max_inference_side=self.max_inference_side, zoom_min_gain=self.zoom_min_gain,
             zoom_margin=self.zoom_margin, zoom_blend=self.zoom_blend,
@@ -213,7 +228,8 @@ class Settings(BaseSettings):
             tile_placement=self.tile_placement, matting_side=self.matting_side,
             matting_weight=self.matting_weight,
             matting_refine=self.matting_refine, guided_radius=self.guided_radius,
-            guided_eps=self.guided_eps, graph_optimization=self.ort_graph_optimization,
+            guided_eps=self.guided_eps, foreground_estimation=self.foreground_estimation,
+            graph_optimization=self.ort_graph_optimization,
             png_compression=self.png_compression, png_filter=self.png_filter,
             jpeg_quality=self.jpeg_quality,
             webp_quality=self.webp_quality, webp_method=self.webp_method,

@@ -13,13 +13,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import errors
+from .api import errors, openapi
 from .api.middleware import (
     BodyLimitMiddleware,
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from .api.routes import cutout, health, metrics, removebg
+from .api.routes import cutout, health, metrics, pages, removebg
 from .config import Settings
 from .errors import ModelFolderError
 from .metrics import Metrics
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.stop(grace_s=settings.request_timeout_s)
 
     app = FastAPI(title="cutout", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # pages.py serves them
     app.state.settings = settings
     app.state.metrics = app_metrics
     app.state.pool = pool
@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (cutout, removebg, health, metrics):
-        app.include_router(module.router)
+    routers = [module.router for module in (cutout, removebg, health, metrics, pages)]
+    for router in routers:
+        app.include_router(router)
+    pages.mount_assets(app)
+    openapi.install(app, routers)
     return app

@@ -5,14 +5,13 @@ cannot drift from the code (a test compares it with the README).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from enum import Enum
 from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
-from .cli import build_parser
+from .cli import build_parser, flag_names
 from .config import Settings
 
 ENV_PREFIX = "CUTOUT_"
@@ -21,11 +20,7 @@ BEGIN, END = "<!-- settings table: python -m service.settings_table -->", "<!-- 
 
 def serve_flags() -> dict[str, str]:
     """Setting name -> its `cutout serve` flag."""
-    parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    serve = subparsers.choices["serve"]
-    return {action.dest: action.option_strings[-1] for action in serve._actions
-            if action.option_strings and action.dest != "help"}
+    return flag_names(build_parser(), "serve")
 
 
 def default_text(field: FieldInfo) -> str:

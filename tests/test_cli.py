@@ -63,3 +63,28 @@ def test_serve_without_models_fails_with_a_clear_message(tmp_path):
          "--port", "0"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False)
     assert result.returncode == 2
     assert "has no spec.json" in result.stderr and "model_export.export" in result.stderr
+
+
+def test_remove_in_two_processes_keeps_resume_and_failure_report(random_model_dir, tmp_path,
+                                                                 capsys):
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    sizes = [(80 + 10 * i, 60 + 8 * i) for i in range(6)]
+    for i, size in enumerate(sizes):
+        (source / f"{i}.png").write_bytes(encoded(disc_image(*size)))
+    (source / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    args = [str(source), "-o", str(out), "--model-dir", str(random_model_dir), "--workers", "2",
+            "--max-inference-side", "256"]
+    assert main(["remove", *args]) == 1
+    captured = capsys.readouterr()
+    assert "6 written, 0 skipped (already done), 1 failed" in captured.out
+    assert "(2 process(es))" in captured.out  # distinct process ids that cut out a file
+    assert "failed: " in captured.err and "broken.jpg" in captured.err
+    assert "7/7" in captured.err  # the progress bar, fed from the parent
+    for i, size in enumerate(sizes):
+        assert decode((out / f"{i}.png").read_bytes()).size == size
+    assert not list(out.glob("*.partial"))
+
+    (source / "broken.jpg").unlink()
+    assert main(["remove", *args]) == 0
+    assert "all done already" in capsys.readouterr().out

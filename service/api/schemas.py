@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# crop_margin's grammar (pipeline/options.py parse_margin): 1, 2 or 4 numbers, each in px
+# (the default) or %, separated by spaces or commas; the px / % caps are checked by the server.
+_MARGIN = r"\d+(\.\d+)?(px|%)?"
+CROP_MARGIN_SCHEMA = {"type": "string", "default": "0", "example": "10px 5%",
+                      "pattern": rf"^\s*{_MARGIN}(([\s,]+{_MARGIN})|([\s,]+{_MARGIN}){{3}})?\s*$"}
+
 
 class ErrorBody(BaseModel):
     error: str = Field(description="what went wrong and, where possible, how to fix it")

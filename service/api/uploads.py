@@ -33,8 +33,11 @@ def content_type(request: Request) -> str:
 async def read_upload(request: Request, urlencoded: bool = False, json: bool = False) -> Upload:
     """Multipart is always a form. A urlencoded or JSON body is read as fields only where the
     route takes them (remove.bg's); elsewhere it is the raw image, since `curl --data-binary`
-    labels any body application/x-www-form-urlencoded."""
-    upload = Upload(fields=dict(request.query_params))
+    labels any body application/x-www-form-urlencoded. A field given twice (query and form,
+    or repeated) with different values is refused: neither may silently win."""
+    upload = Upload()
+    for name, value in request.query_params.multi_items():
+        _add_field(upload.fields, name, value)
     kind = content_type(request)
     try:
         if kind == MULTIPART or (urlencoded and kind == URLENCODED):
@@ -44,11 +47,12 @@ async def read_upload(request: Request, urlencoded: bool = False, json: bool = F
                     if isinstance(value, UploadFile):
                         upload.files[name] = await value.read()
                     else:
-                        upload.fields[name] = value
+                        _add_field(upload.fields, name, value)
             finally:
                 await form.close()
         elif json and kind == "application/json":
-            upload.fields.update(_json_fields(await request.body()))
+            for name, value in _json_fields(await request.body()).items():
+                _add_field(upload.fields, name, value)
         else:
             upload.body = await request.body()
     except ClientDisconnect:
@@ -58,6 +62,13 @@ async def read_upload(request: Request, urlencoded: bool = False, json: bool = F
     except Exception as exc:  # malformed multipart framing and the like
         raise UndecodableImage(f"cannot parse the request body: {exc}") from exc
     return upload
+
+
+def _add_field(fields: dict[str, str], name: str, value: str) -> None:
+    if name in fields and fields[name] != value:
+        raise InvalidOptions(f"{name} is given twice with different values ({fields[name]!r} "
+                             f"and {value!r}): send it once, as a query parameter or a field")
+    fields[name] = value
 
 
 def _json_fields(raw: bytes) -> dict[str, str]:

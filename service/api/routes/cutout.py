@@ -10,7 +10,7 @@ from ...errors import InvalidOptions
 from ...pipeline import CutoutOptions
 from ..deps import ApiKey, MetricsDep, PoolDep
 from ..responses import image_response
-from ..schemas import ErrorBody
+from ..schemas import CROP_MARGIN_SCHEMA, ErrorBody
 from ..uploads import image_from, read_upload, validate_options
 
 router = APIRouter(tags=["cutout"])
@@ -20,8 +20,8 @@ _OPTION_SCHEMAS = {
     "format": {"type": "string", "enum": ["png", "webp", "jpeg", "zip"], "default": "png"},
     "bg_color": {"type": "string", "example": "81d4fa"},
     "crop": {"type": "boolean", "default": False},
-    "crop_margin": {"type": "string", "example": "10%"},
-    "max_megapixels": {"type": "number", "example": 4},
+    "crop_margin": CROP_MARGIN_SCHEMA,
+    "max_megapixels": {"type": "number", "example": 4, "exclusiveMinimum": 0, "maximum": 1000},
     "canvas": {"type": "string", "example": "1600x1600"},
     "fill": {"type": "number", "example": 0.85},
     "position": {"type": "string", "example": "center"},
@@ -42,7 +42,7 @@ OPENAPI = {
                        "the multipart file field `image`; options may also be form fields",
         "content": {
             "multipart/form-data": {"schema": {
-                "type": "object", "required": ["image"],
+                "type": "object", "required": ["image"], "additionalProperties": False,
                 "properties": {"image": _IMAGE_BODY, "bg_image": _IMAGE_BODY,
                                **_OPTION_SCHEMAS}}},
             "image/*": {"schema": _IMAGE_BODY},

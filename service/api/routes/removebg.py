@@ -31,6 +31,7 @@ from ..errors import removebg_error_response
 from ..fetch import FetchPolicy, fetch_image
 from ..responses import image_headers, image_response
 from ..schemas import (
+    CROP_MARGIN_SCHEMA,
     RemoveBgAccount,
     RemoveBgAccountAttributes,
     RemoveBgAccountData,
@@ -136,7 +137,7 @@ _FIELDS = {
                "enum": ["auto", "png", "jpg", "webp", "zip"]},
     "roi": {"type": "string", "default": "0% 0% 100% 100%"},
     "crop": {"type": "boolean", "default": False},
-    "crop_margin": {"type": "string", "default": "0"},
+    "crop_margin": CROP_MARGIN_SCHEMA,
     "scale": {"type": "string", "default": "original", "example": "85%"},
     "position": {"type": "string", "example": "center"},
     "channels": {"type": "string", "default": "rgba", "enum": ["rgba", "alpha"]},
@@ -151,12 +152,18 @@ _SOURCES = {
     "bg_image_file": {"type": "string", "format": "binary"},
     "bg_image_url": {"type": "string", "description": "only where the server enables it"},
 }
+_ONE_IMAGE_SOURCE = [{"required": [name]}
+                     for name in ("image_file", "image_file_b64", "image_url")]
+_TEXT_FIELDS = {  # a form or JSON body carries no file parts
+    "type": "object", "anyOf": _ONE_IMAGE_SOURCE[1:],
+    "properties": {**{k: v for k, v in _SOURCES.items() if v.get("format") != "binary"},
+                   **_FIELDS}}
 OPENAPI = {
     "requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object",
+        "multipart/form-data": {"schema": {"type": "object", "anyOf": _ONE_IMAGE_SOURCE,
                                            "properties": {**_SOURCES, **_FIELDS}}},
-        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-        "application/json": {"schema": {"type": "object"}},
+        "application/x-www-form-urlencoded": {"schema": _TEXT_FIELDS},
+        "application/json": {"schema": _TEXT_FIELDS},
     }},
 }
 ERRORS = {status: {"model": RemoveBgErrorBody}
