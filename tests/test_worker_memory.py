@@ -9,6 +9,7 @@ import json
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,41 @@ def test_fixed_threshold_returns_freed_image_buffers():
 
 def test_zero_leaves_the_default():
     assert fix_mmap_threshold(0) is False
+
+
+ARENA_PROBE = """
+import json, sys
+import numpy as np, onnxruntime as ort
+from service.pipeline.sessions import OnnxModel, RuntimeConfig
+from service.workers.memory import fix_mmap_threshold
+
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+fix_mmap_threshold(32 << 20)  # as a worker does
+model = OnnxModel(sys.argv[1], None, None, RuntimeConfig(threads=1, arena_shrinkage=sys.argv[2] == "1"))
+shapes = [(1, 4, 32 * h, 32 * w) for h, w in [(16, 15), (14, 16), (16, 13), (12, 16), (15, 11),
+                                               (13, 14), (16, 9), (10, 15), (11, 12), (9, 16)]]
+model.run(np.zeros((1, 4, 128, 128), np.float32))
+before = rss_mib()
+for shape in shapes:  # the request's run options, as the runner passes them
+    model.run(np.random.default_rng(0).random(shape, dtype=np.float32), ort.RunOptions())
+print(json.dumps({"growth_mib": rss_mib() - before}))
+"""
+
+
+def arena_probe(shrinkage: bool) -> float:
+    matting = Path(__file__).resolve().parents[1] / "models" / "matting.onnx"
+    done = subprocess.run([sys.executable, "-c", ARENA_PROBE, str(matting), str(int(shrinkage))],
+                          capture_output=True, text=True, timeout=600, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return json.loads(done.stdout)["growth_mib"]
+
+
+@pytest.mark.slow
+def test_arena_shrinkage_bounds_memory_over_new_shapes():
+    """The bundled matting net at ten band sizes it has not seen: the arena kept grows by the
+    buffers of each (the control), shrinkage gives them back after every run."""
+    kept, shrunk = arena_probe(False), arena_probe(True)
+    assert kept > 60, kept
+    assert shrunk < 25, shrunk

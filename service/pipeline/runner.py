@@ -45,6 +45,9 @@ class PipelineConfig(BaseModel):
         "segmenter's cost); measured in docs/performance.md")
     threads: int = Field(1, ge=1)
     mem_arena: bool = True
+    arena_shrinkage: bool = Field(
+        True, description="the arena gives back what a run no longer uses, after every run: "
+        "a ceiling on the worker's memory whatever sizes come (docs/reliability.md)")
     spinning: bool = False
     max_pixels: int = Field(50_000_000, gt=0)
     max_inference_side: int = Field(1500, ge=64)
@@ -139,7 +142,7 @@ class Pipeline:
             segmenter = self.spec.segmenter.model_copy(update={"input_size": config.segmenter_side})
             self.spec = self.spec.model_copy(update={"segmenter": segmenter})
         runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning,
-                                config.graph_optimization)
+                                config.graph_optimization, config.arena_shrinkage)
         model_dir = Path(config.model_dir)
         if config.external_segmenter is not None:
             self.segmenter = Segmenter(Path(config.external_segmenter.file),

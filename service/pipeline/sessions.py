@@ -19,6 +19,10 @@ OPTIMIZATION_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 
+# A run option: after the run, the CPU arena hands back the regions it no longer uses. Without
+# it the arena keeps, for good, the buffers of every input shape it has seen (docs/reliability.md).
+ARENA_SHRINKAGE = ("memory.enable_memory_arena_shrinkage", "cpu:0")
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -28,6 +32,7 @@ class RuntimeConfig:
     mem_arena: bool = True
     spinning: bool = True
     optimization: str = "all"  # disable / basic / extended / all
+    arena_shrinkage: bool = False
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -63,6 +68,7 @@ class OnnxModel:
     def __init__(self, path: Path, input_name: str | None, output_name: str | None,
                  runtime: RuntimeConfig) -> None:
         self.path = Path(path)
+        self.shrink_arena = runtime.mem_arena and runtime.arena_shrinkage
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=runtime.session_options(),
@@ -83,7 +89,21 @@ class OnnxModel:
         return wanted
 
     def run(self, tensor: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        if self.shrink_arena:
+            run_options = with_arena_shrinkage(run_options or ort.RunOptions())
         return self.session.run([self.output_name], {self.input_name: tensor}, run_options)[0]
+
+
+def with_arena_shrinkage(run_options: ort.RunOptions) -> ort.RunOptions:
+    """The request's run options, set to shrink the arena (once: ORT warns when it is set again)."""
+    key, value = ARENA_SHRINKAGE
+    try:
+        if run_options.get_run_config_entry(key) == value:
+            return run_options
+    except RuntimeError:  # not set yet
+        pass
+    run_options.add_run_config_entry(key, value)
+    return run_options
 
 
 class Segmenter(OnnxModel):
