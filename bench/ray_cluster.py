@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     local_s, local_summary = cutout(
         ["remove", str(folder), "-o", str(work / "local"), "--model-dir", str(args.models),
          "-q"], None)
+    # The summaries name the temporary folder: this machine's path, not a figure.
+    ray_summary, local_summary = (text.replace(str(work), "WORK")
+                                  for text in (ray_summary, local_summary))
     per_node = dict(re.findall(r"(\d+\.\d+\.\d+\.\d+) (\d+)", ray_summary))
     figures = {"images": len(photos), "cpus_per_host": args.cpus_per_host,
                "ray_s": ray_s, "ray_images_per_s": len(photos) / ray_s,
