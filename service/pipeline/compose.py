@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import canvas, geometry
+from . import canvas, foreground, geometry
 from .background import Picture, contact_shadow, cover, layer
 from .options import CutoutOptions
 
@@ -38,9 +38,10 @@ def crop_box(box: tuple[int, int, int, int], options: CutoutOptions) -> tuple[in
 
 
 def compose(rgb: np.ndarray, matte: np.ndarray, options: CutoutOptions,
-            backdrop: Picture | None = None) -> Composed:
+            backdrop: Picture | None = None, *, estimate_foreground: bool = False) -> Composed:
     """`rgb` and `matte` at the original size; `matte` is what the output is about (alpha, mask
-    or trimap, uint8). `backdrop`: the decoded bg_image, at any size."""
+    or trimap, uint8). `backdrop`: the decoded bg_image, at any size. `estimate_foreground`: the
+    soft edge takes the object's estimated colour instead of the photo's (foreground.py)."""
     threshold = 0 if options.output == "trimap" else OBJECT_THRESHOLD
     box = geometry.bounding_box(matte, threshold)
     place = canvas.placement(options, matte.shape[1], matte.shape[0], box)
@@ -55,6 +56,8 @@ def compose(rgb: np.ndarray, matte: np.ndarray, options: CutoutOptions,
 
     if options.output != "rgba":
         return Composed(matte, matte, box)
+    if estimate_foreground:  # before any colour output: rgba, zip, backgrounds, canvas
+        rgb = foreground.estimate(rgb, matte)
     if options.format == "zip":
         return Composed(rgb, matte, box)
     background = options.bg_color

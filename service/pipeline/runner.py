@@ -73,6 +73,9 @@ class PipelineConfig(BaseModel):
         False, description="also matte the mirrored band and average the two (twice the "
         "matting net's cost); measured in docs/performance.md")
     matting_refine: Literal["none", "guided"] = "guided"
+    foreground_estimation: bool = Field(
+        True, description="give the soft edge the object's estimated colour instead of the "
+        "photo's (which holds the old backdrop's); measured in docs/performance.md")
     guided_radius: int = Field(2, ge=1)
     guided_eps: float = Field(1e-3, gt=0)
     tile_size: int = Field(128, gt=0)
@@ -261,7 +264,8 @@ class Pipeline:
             matte = geometry.cut_box(matte, (-roi[0], -roi[1], whole.size[0] - roi[0],
                                              whole.size[1] - roi[1]), 0)
         with stage("compose"):
-            composed = compose.compose(whole.rgb, matte, options, behind)
+            composed = compose.compose(whole.rgb, matte, options, behind,
+                                       estimate_foreground=self.config.foreground_estimation)
         with stage("encode"):
             body = codec.encode(composed.pixels, options.format, self.encode_config,
                                 alpha=composed.matte)
