@@ -135,6 +135,9 @@ def remove(inputs: list[str], out: str, options: CutoutOptions, config: Pipeline
     if not todo:
         print(f"nothing to do: {len(jobs)} file(s), all done already in {out}")
         return 0
+    # Without an address, a fresh local instance: never a cluster some earlier `ray start` left
+    # in Ray's temporary files (ray.init's own default would join it).
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-run INFO lines
