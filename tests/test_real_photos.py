@@ -169,3 +169,23 @@ def test_imagenet_weights_recognise_a_real_pet() -> None:
         pooled = head(encoder(x)[-1]).mean(dim=(2, 3))
         top1 = int((pooled @ state["_fc.weight"].T + state["_fc.bias"]).argmax())
     assert 151 <= top1 <= 285 or top1 == 383, top1  # 383: Madagascar cat
+
+
+def test_pretrained_segmenter_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+    """The EfficientNet-Lite0 segmenter goes through the same ONNX export as the paper's net and
+    computes the same probabilities (ImageNet weights, so the output is not near-constant)."""
+    import onnxruntime as ort
+
+    from model_export.export.onnx_writer import SEGMENTER, _Probability, export_graph
+
+    net = build_segmenter(SegmenterConfig(encoder="efficientnet_lite0"))
+    load_imagenet_weights(net.encoder)
+    torch.nn.init.normal_(net.head[0].weight, std=0.05)  # a head that reacts to the features
+    module = _Probability(net).eval()
+    path = export_graph(module, SEGMENTER, tmp_path / "segmenter.onnx", sample_hw=(96, 64))
+    x = np.random.default_rng(0).normal(size=(1, 3, 128, 96)).astype(np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    assert got.shape == (1, 1, 128, 96) and expected.std() > 0.01
+    assert np.abs(got - expected).max() < 1e-4
