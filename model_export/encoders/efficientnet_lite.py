@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
+from .stride import check_output_stride, stride_or_dilation
 
 # (kernel, stride, expansion, channels, repeats) per stage: EfficientNet-Lite0 (width and depth
 # multipliers 1.0).
@@ -60,17 +61,14 @@ class EfficientNetLiteEncoder(nn.Module):
         output_stride: int = 16,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise ValueError("output_stride must be 8, 16 or 32")
+        check_output_stride(output_stride)
         self.stem = ConvNormAct(in_channels, STEM_CHANNELS, 3, stride=2, norm_layer=BatchNorm,
                                 act_layer=nn.ReLU6)
         self.stages = nn.ModuleList()
         stride_so_far, dilation, channels = 2, 1, STEM_CHANNELS
         for kernel, stride, expansion, out_channels, repeats in stages:
-            if stride > 1 and stride_so_far >= output_stride:
-                dilation *= stride  # keep resolution, widen the receptive field instead
-                stride = 1
-            stride_so_far *= stride
+            stride, dilation, stride_so_far = stride_or_dilation(stride, stride_so_far,
+                                                                 output_stride, dilation)
             blocks = [MBConv(channels, out_channels, kernel, stride, expansion, dilation)]
             blocks += [MBConv(out_channels, out_channels, kernel, 1, expansion, dilation)
                        for _ in range(repeats - 1)]

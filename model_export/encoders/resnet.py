@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
+from .stride import check_output_stride, stride_or_dilation
 
 # (channels, blocks, stride) per stage: ResNet-18.
 RESNET18_STAGES: tuple[tuple[int, int, int], ...] = ((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2))
@@ -39,17 +40,14 @@ class ResNetEncoder(nn.Module):
         output_stride: int = 16,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise ValueError("output_stride must be 8, 16 or 32")
+        check_output_stride(output_stride)
         self.stem = ConvNormAct(in_channels, 64, 7, stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stages = nn.ModuleList()
         stride_so_far, dilation, channels = 4, 1, 64
         for out_channels, blocks, stride in stages:
-            if stride > 1 and stride_so_far >= output_stride:
-                dilation *= stride  # keep resolution, widen the receptive field instead
-                stride = 1
-            stride_so_far *= stride
+            stride, dilation, stride_so_far = stride_or_dilation(stride, stride_so_far,
+                                                                 output_stride, dilation)
             layers = [BasicBlock(channels, out_channels, stride, dilation)]
             layers += [BasicBlock(out_channels, out_channels, 1, dilation) for _ in range(blocks - 1)]
             self.stages.append(nn.Sequential(*layers))
