@@ -91,12 +91,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def wait_for_nodes(namespace: str, head: str, count: int, timeout_s: float) -> None:
-    probe = ("import ray; ray.init(address='{}:{}', logging_level='ERROR'); "
-             "print(sum(n['Alive'] for n in ray.nodes()))").format(head, RAY_PORT)
+    probe = (f"import ray; ray.init(address='{head}:{RAY_PORT}', logging_level='ERROR'); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
         time.sleep(2)
@@ -107,7 +107,7 @@ def cutout(command: list[str], namespace: str | None) -> tuple[float, str]:
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
     start = time.perf_counter()
     done = subprocess.run([*prefix, sys.executable, "-m", "service.cli", *command], cwd=REPO,
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=3600, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"cutout remove failed:\n{done.stdout}\n{done.stderr[-3000:]}")

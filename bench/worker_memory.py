@@ -40,8 +40,7 @@ def proc_status_mib(field: str) -> float:
 
 def child(args: argparse.Namespace) -> dict:
     """One variant, in this process: the settings come from the environment."""
-    from bench.soak import load_photos, plan_requests
-    from bench.soak import make_image
+    from bench.soak import load_photos, make_image, plan_requests
     from service.config import Settings
     from service.pipeline import CutoutOptions, Pipeline
     from service.workers.memory import fix_mmap_threshold

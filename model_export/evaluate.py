@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .metrics import background_smear, boundary_f_score, gradient_error, iou, iou_loss_by_region, mad
+from .metrics import (
+    background_smear,
+    boundary_f_score,
+    gradient_error,
+    iou,
+    iou_loss_by_region,
+    mad,
+)
 
 # "real" stands for every real-photo source found (real_<source>); the order is the report's.
 SETS = ("real", "ccp_val", "studio", "cluttered")

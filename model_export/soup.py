@@ -23,6 +23,7 @@ not match them.
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import torch
@@ -42,7 +43,7 @@ def fold_batchnorms(net: nn.Module) -> nn.Module:
     bias, so the module tree and the state dict keys are unchanged. Eval-mode function kept."""
     for module in net.modules():
         children = list(module.children())
-        for conv, norm in zip(children, children[1:]):
+        for conv, norm in itertools.pairwise(children):
             if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
                 continue
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)

@@ -54,9 +54,9 @@ def find_jobs(inputs: list[str], out: str, suffix: str, image_suffixes: set[str]
         info = source.filesystem.get_file_info(source.path)
         if info.type == fs.FileType.Directory:
             selector = fs.FileSelector(source.path, recursive=True)
-            files = sorted((f.path for f in source.filesystem.get_file_info(selector)
+            files = sorted(f.path for f in source.filesystem.get_file_info(selector)
                             if f.type == fs.FileType.File
-                            and posixpath.splitext(f.path)[1].lower() in image_suffixes))
+                            and posixpath.splitext(f.path)[1].lower() in image_suffixes)
             for path in files:
                 relative = posixpath.relpath(path, source.path)
                 jobs.append((Location(source.filesystem, path),

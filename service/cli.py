@@ -170,7 +170,7 @@ def _cut_all(todo: list[Job], settings: Settings, options: CutoutOptions,
         for future in as_completed(futures):
             try:
                 yield futures[future], *future.result()
-            except Exception as exc:  # a worker died (e.g. killed for memory): report, go on
+            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory): report, go on
                 yield futures[future], f"worker process failed: {exc!r}", None
 
 

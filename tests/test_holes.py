@@ -56,7 +56,7 @@ def test_hole_share_draws_holed_objects_and_indexes_them_once(tmp_path: Path) ->
     assert index["tuxpaint__ring.png"] == pytest.approx(0.25, abs=0.02)
     assert index["tuxpaint__disc.png"] == 0.0
     for _ in range(10):
-        rgb, alpha, source = boosted.sample_fg(rng)
+        _, alpha, source = boosted.sample_fg(rng)
         assert source == "tuxpaint" and hole_fraction(alpha) > 0.2
 
     # the index is read back, not re-measured: a doctored entry is believed

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_export.metrics import (boundary_f_score, gradient_error, iou, iou_loss_by_region, mad,
-                                  mse)
+from model_export.metrics import boundary_f_score, gradient_error, iou, iou_loss_by_region, mad, mse
 
 
 def _square(size: int = 100, lo: int = 20, hi: int = 80) -> np.ndarray:

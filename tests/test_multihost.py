@@ -26,7 +26,7 @@ def test_a_replica_killed_mid_run_loses_no_request(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench.multihost", "--replicas", "2", "--clients", "3",
          "--before-s", "8", "--down-s", "4", "--after-s", "8", "--json", str(figures_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(figures_file.read_text())
@@ -37,5 +37,6 @@ def test_a_replica_killed_mid_run_loses_no_request(tmp_path):
     assert set(figures["per_replica"]) == {"h0", "h1"}
     assert all(phase["requests"] > 0 for phase in figures["phases"].values())
     # Nothing of ours is left behind.
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                check=False).stdout
     assert "cutout-mh" not in namespaces

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import yaml
 from PIL import Image
+from typing_extensions import Self
 
 from .sources import REPO
 
@@ -132,7 +133,7 @@ class GitTree:
             self._proc.stdin.close()
         self._proc.wait()
 
-    def __enter__(self) -> GitTree:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

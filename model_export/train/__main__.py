@@ -13,7 +13,6 @@ from ..models import SegmenterConfig
 from .config import TrainConfig
 from .loop import Trainer
 
-
 # Fields given as two numbers (LOW HIGH) on the command line.
 PAIRS = ("trimap_rate_range", "unsure_band")
 

@@ -9,9 +9,8 @@ Built once per app, on the first request for /openapi.json (or /docs).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
