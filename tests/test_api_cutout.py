@@ -12,8 +12,7 @@ import pytest
 from PIL import Image, ImageOps
 from test_service_support import (
     RED,
-    colour_segmenter,
-    colour_segmenter_settings,
+    colour_server_settings,
     decode,
     disc_image,
     encoded,
@@ -28,10 +27,9 @@ MAX_BODY = 3 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(random_model_dir, tmp_path_factory):
-    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
-    settings = Settings(model_dir=random_model_dir, workers=1, queue_size=8,
-                        request_timeout_s=120, max_body_bytes=MAX_BODY, max_pixels=20_000_000,
-                        **colour_segmenter_settings(segmenter))
+    settings = Settings(**colour_server_settings(
+        random_model_dir, tmp_path_factory.mktemp("seg"), max_body_bytes=MAX_BODY,
+        max_pixels=20_000_000))
     with serving(settings) as live:
         yield live
 

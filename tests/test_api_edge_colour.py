@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import colour_segmenter, colour_segmenter_settings, decode, serving
+from test_service_support import colour_server_settings, decode, serving
 
 from service.config import Settings
 
@@ -20,9 +20,7 @@ BACKDROP = np.array([40, 170, 60], np.float32)
 
 @pytest.fixture(scope="module")
 def settings(random_model_dir, tmp_path_factory) -> dict:
-    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
-    return dict(model_dir=random_model_dir, workers=1, queue_size=4, request_timeout_s=120,
-                **colour_segmenter_settings(segmenter))
+    return colour_server_settings(random_model_dir, tmp_path_factory.mktemp("seg"), queue_size=4)
 
 
 @pytest.fixture(scope="module")

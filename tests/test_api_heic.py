@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 from test_service_support import (
     RED,
-    colour_segmenter,
-    colour_segmenter_settings,
+    colour_server_settings,
     decode,
     disc_image,
     encoded,
@@ -23,9 +22,8 @@ from service.config import Settings
 
 @pytest.fixture(scope="module")
 def client(random_model_dir, tmp_path_factory):
-    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
-    settings = Settings(model_dir=random_model_dir, workers=1, queue_size=4,
-                        request_timeout_s=120, **colour_segmenter_settings(segmenter))
+    settings = Settings(**colour_server_settings(random_model_dir, tmp_path_factory.mktemp("seg"),
+                                                 queue_size=4))
     with serving(settings) as live, live.client() as client:
         yield client
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from test_service_support import (
     RED,
-    colour_segmenter,
-    colour_segmenter_settings,
+    colour_server_settings,
     decode,
     disc_image,
     encoded,
@@ -27,9 +26,7 @@ BLUE = (20, 40, 220)
 
 @pytest.fixture(scope="module")
 def server(random_model_dir, tmp_path_factory):
-    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
-    settings = Settings(model_dir=random_model_dir, workers=1, queue_size=8,
-                        request_timeout_s=120, **colour_segmenter_settings(segmenter))
+    settings = Settings(**colour_server_settings(random_model_dir, tmp_path_factory.mktemp("seg")))
     with serving(settings) as live:
         yield live
 

@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 from test_service_support import (
     RED,
-    colour_segmenter,
-    colour_segmenter_settings,
+    colour_server_settings,
     decode,
     disc_image,
     encoded,
@@ -40,10 +39,9 @@ def spool_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(random_model_dir, tmp_path_factory, spool_dir):
-    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
-    settings = Settings(model_dir=random_model_dir, workers=1, queue_size=8,
-                        request_timeout_s=120, max_body_bytes=MAX_BODY, max_pixels=20_000_000,
-                        max_frames=MAX_FRAMES, **colour_segmenter_settings(segmenter))
+    settings = Settings(**colour_server_settings(
+        random_model_dir, tmp_path_factory.mktemp("seg"), max_body_bytes=MAX_BODY,
+        max_pixels=20_000_000, max_frames=MAX_FRAMES))
     with serving(settings) as live:
         live.first_pids = live.pool.worker_pids()  # type: ignore[attr-defined]
         # What is there once the server runs (multiprocessing's own folder for the forkserver's

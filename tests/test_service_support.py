@@ -179,6 +179,14 @@ def colour_segmenter_settings(path: Path) -> dict:
             "segmenter_std": (1.0, 1.0, 1.0), "segmenter_input_size": 320}
 
 
+def colour_server_settings(model_dir: Path, folder: Path, **overrides) -> dict:
+    """Settings fields of a one-worker HTTP test server whose segmenter is the colour graph
+    (red things are foreground), written into `folder`; `overrides` win."""
+    segmenter = colour_segmenter(folder / "colour.onnx")
+    return {"model_dir": model_dir, "workers": 1, "queue_size": 8, "request_timeout_s": 120,
+            **colour_segmenter_settings(segmenter), **overrides}
+
+
 # ---- ICC -------------------------------------------------------------------------------------
 def linear_rgb_icc() -> bytes:
     """A minimal ICC v2 display profile: sRGB primaries with gamma 1.0 ("linear RGB")."""
