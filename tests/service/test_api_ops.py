@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import LiveServer, post, restarts
+from support.service import LiveServer, post, restarts
 
 from service.config import Settings
 from service.errors import ModelFolderError

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import (
+from support.service import (
     colour_segmenter,
     colour_segmenter_settings,
     decode,
@@ -208,7 +208,7 @@ def assert_refused(response, code: str = "image_url_refused") -> None:
 
 def test_image_url_off_by_default(random_model_dir):
     assert Settings(model_dir=random_model_dir).image_url_enabled is False  # 400 when off:
-    # see tests/test_api_cutout.py::test_removebg_errors_in_its_shape
+    # see tests/service/test_api_cutout.py::test_removebg_errors_in_its_shape
 
 
 def test_local_server_refused_by_default(guarded, origin):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_server import clean_env, cutout_command, cutout_serve
-from test_service_support import REPO_ROOT, decode, disc_image, encoded
+from support.cli import clean_env, cutout_command, cutout_serve
+from support.service import REPO_ROOT, decode, disc_image, encoded
 
 MODELS = REPO_ROOT / "models"
 BUNDLED_VERSION = json.loads((MODELS / "spec.json").read_text())["version"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_service_support import REPO_ROOT, decode, disc_image, encoded
+from support.service import REPO_ROOT, decode, disc_image, encoded
 
 from service.cli import main
 

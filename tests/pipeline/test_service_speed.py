@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_service_support import colour_segmenter, decode, disc_image, encoded
+from support.service import colour_segmenter, decode, disc_image, encoded
 
 from service.config import Settings
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, trimap

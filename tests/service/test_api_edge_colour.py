@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import colour_server_settings, decode, serving
+from support.service import colour_server_settings, decode, serving
 
 from service.config import Settings
 

@@ -19,7 +19,7 @@ from PIL import Image
 from service.config import Settings
 from service.main import create_app
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RED = (200, 30, 30)
 WHITE = (255, 255, 255)
 

@@ -2,7 +2,7 @@
 Playwright, against `cutout serve` on the bundled models. The browser has no network but
 loopback, and every request the pages make is checked to go to the server itself.
 
-`CUTOUT_SCREENSHOT=docs/page.png python -m pytest tests/test_page.py` also writes the README's
+`CUTOUT_SCREENSHOT=docs/page.png python -m pytest tests/service/test_page.py` also writes the README's
 screenshot.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_server import cutout_serve
+from support.cli import cutout_serve
 from PIL import Image
-from test_service_support import REPO_ROOT
+from support.service import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

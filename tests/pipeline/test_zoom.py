@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from test_service_support import colour_segmenter, decode, encoded
+from support.service import colour_segmenter, decode, encoded
 
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
 from service.pipeline.spec import SegmenterSpec

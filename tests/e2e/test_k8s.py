@@ -16,7 +16,7 @@ import yaml
 from service.config import Settings
 from service.metrics import Metrics
 
-K8S = Path(__file__).resolve().parents[1] / "docker" / "k8s"
+K8S = Path(__file__).resolve().parents[2] / "docker" / "k8s"
 KUSTOMIZATIONS = [K8S / "base", K8S / "overlays" / "production"]
 KUBECTL = shutil.which("kubectl")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from test_service_support import REPO_ROOT
+from support.service import REPO_ROOT
 
 from service.cli import SERVE_FLAGS, _settings, build_parser
 from service.config import Settings
@@ -66,7 +66,7 @@ def test_readme_settings_table_is_the_generated_one():
     (`python -m service.settings_table` regenerates the block)."""
     from service import settings_table
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     begin, end = readme.index(settings_table.BEGIN), readme.index(settings_table.END)
     block = readme[begin + len(settings_table.BEGIN):end].strip()
     assert block == settings_table.markdown_table()

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import (
+from support.service import (
     colour_segmenter,
     decode,
     disc_image,

@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import (
+from support.service import (
     RED,
     colour_server_settings,
     decode,

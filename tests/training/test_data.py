@@ -14,7 +14,7 @@ from model_export.data import MattingDataset, SegmentationDataset, evaluation_se
 from model_export.data.build import Roots, build
 from model_export.data.synth import IMAGENET_MEAN, IMAGENET_STD
 
-SHARED_CCP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccp_fashion"
+SHARED_CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp_fashion"
 EVAL = {"studio": 3, "cluttered": 3}
 
 

@@ -1,4 +1,4 @@
-"""Faults through real HTTP, beyond tests/test_api_ops.py (which covers 504 with the worker
+"""Faults through real HTTP, beyond tests/service/test_api_ops.py (which covers 504 with the worker
 aborting by itself, 503 under a burst, and a killed worker replaced):
 
 - a worker SIGKILLed mid-request while other requests keep flowing: only its request fails, a
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import REPO_ROOT, disc_image, encoded, post, restarts, serving
+from support.service import REPO_ROOT, disc_image, encoded, post, restarts, serving
 
 from service.config import Settings
 

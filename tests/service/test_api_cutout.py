@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
-from test_service_support import (
+from support.service import (
     RED,
     colour_server_settings,
     decode,

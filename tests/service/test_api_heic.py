@@ -8,7 +8,7 @@ import base64
 import numpy as np
 import pytest
 from PIL import Image
-from test_service_support import (
+from support.service import (
     RED,
     colour_server_settings,
     decode,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_server import cutout_serve
+from support.cli import cutout_serve
 from openapi_spec_validator import validate
 from pydantic import ValidationError
 from starlette.testclient import TestClient
-from test_service_support import REPO_ROOT, disc_image, encoded
+from support.service import REPO_ROOT, disc_image, encoded
 
 from service.config import Settings
 from service.main import create_app

@@ -73,10 +73,10 @@ print(json.dumps({"growth_mib": rss_mib() - before}))
 
 
 def arena_probe(shrinkage: bool) -> float:
-    matting = Path(__file__).resolve().parents[1] / "models" / "matting.onnx"
+    matting = Path(__file__).resolve().parents[2] / "models" / "matting.onnx"
     done = subprocess.run([sys.executable, "-c", ARENA_PROBE, str(matting), str(int(shrinkage))],
                           capture_output=True, text=True, timeout=600, check=True,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     return json.loads(done.stdout)["growth_mib"]
 
 

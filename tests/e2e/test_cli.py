@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
-from test_service_support import REPO_ROOT, decode, disc_image, encoded
+from support.service import REPO_ROOT, decode, disc_image, encoded
 
 from service.cli import main
 

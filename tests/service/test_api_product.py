@@ -2,15 +2,15 @@
 (/v1/cutout's canvas / fill / position, remove.bg's scale / position), a background image, a
 contact shadow, a region of interest, nothing to cut out, and the rest of remove.bg's contract
 (its options, sizes, statuses and GET /v1.0/account). Real ONNX sessions (random AlphaNet
-weights plus the colour-threshold segmenter of tests/test_api_cutout.py: red things are the
-object), real images; the full-queue 429 is in tests/test_faults.py."""
+weights plus the colour-threshold segmenter of tests/service/test_api_cutout.py: red things are the
+object), real images; the full-queue 429 is in tests/service/test_faults.py."""
 from __future__ import annotations
 
 import base64
 
 import numpy as np
 import pytest
-from test_service_support import (
+from support.service import (
     RED,
     colour_server_settings,
     decode,
