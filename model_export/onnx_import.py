@@ -86,7 +86,7 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[t
         raise ValueError(f"{onnx_path}: {len(graph_convs)} Conv nodes, model has {len(convs)} convs")
 
     folded_bias: dict[nn.BatchNorm2d, torch.Tensor] = {}
-    for conv, node in zip(convs, graph_convs):
+    for conv, node in zip(convs, graph_convs, strict=True):
         weight = torch.from_numpy(values[node.input[1]].copy())
         if weight.shape != conv.weight.shape:
             raise ValueError(f"{node.name}: weight {tuple(weight.shape)} != {tuple(conv.weight.shape)}")
@@ -107,7 +107,7 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[t
     instance_norms = [n for n in graph.node if n.op_type == "InstanceNormalization"]
     if len(group_norms) != len(instance_norms):
         raise ValueError(f"{len(instance_norms)} InstanceNormalization nodes, {len(group_norms)} GroupNorms")
-    for norm, node in zip(group_norms, instance_norms):
+    for norm, node in zip(group_norms, instance_norms, strict=True):
         reshape = uses[node.output[0]][0]
         scale = next(n for n in uses[reshape.output[0]] if n.op_type == "Mul")
         shift = next(n for n in uses[scale.output[0]] if n.op_type == "Add")

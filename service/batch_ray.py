@@ -88,7 +88,7 @@ class CutoutActor:
         self.node = ray.util.get_node_ip_address()  # hosts may share a hostname
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        errors = [self._cut(src, dst) for src, dst in zip(batch["src"], batch["dst"])]
+        errors = [self._cut(src, dst) for src, dst in zip(batch["src"], batch["dst"], strict=True)]
         return {"src": batch["src"], "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(errors), dtype=object),
                 "pid": np.array([os.getpid()] * len(errors))}

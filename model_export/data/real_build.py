@@ -447,7 +447,7 @@ def _previous_sources(manifest: Path) -> dict[str, str]:
         return {}
     header, *lines = manifest.read_text().splitlines()
     cols = header.split("\t")
-    rows = [dict(zip(cols, line.split("\t"))) for line in lines]
+    rows = [dict(zip(cols, line.split("\t"), strict=True)) for line in lines]
     return {r["id"]: f"{r['commit']}:{r['src_image_path']}" for r in rows}
 
 

@@ -98,7 +98,7 @@ class MobileNetV2Encoder(nn.Module):
         decoder_logits: list[torch.Tensor] = []
         attention_modules = iter(self.attention)
         x = self._down(x, next(attention_modules), skips, decoder_logits)
-        for stage, downsample in zip(self.stages, self.downsample_before):
+        for stage, downsample in zip(self.stages, self.downsample_before, strict=True):
             if downsample:
                 x = self._down(x, next(attention_modules), skips, decoder_logits)
             x = stage(x)

@@ -35,7 +35,7 @@ class MattingDecoder(nn.Module):
         # Deepest stage first.
         stages = []
         in_channels = bottleneck_channels
-        for skip, out in zip(reversed(skip_channels), channels):
+        for skip, out in zip(reversed(skip_channels), channels, strict=True):
             stages.append(DecoderStage(in_channels, skip, out))
             in_channels = out
         self.stages = nn.ModuleList(stages)
@@ -44,7 +44,7 @@ class MattingDecoder(nn.Module):
     def forward(self, bottleneck: torch.Tensor, skips: list[torch.Tensor],
                 decoder_logits: list[torch.Tensor]) -> torch.Tensor:
         x = bottleneck
-        for stage, skip, logits in zip(self.stages, reversed(skips), reversed(decoder_logits)):
+        for stage, skip, logits in zip(self.stages, reversed(skips), reversed(decoder_logits), strict=True):
             x = stage(x, skip, logits)
         return x
 

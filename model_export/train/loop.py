@@ -38,7 +38,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))  # short warm-up: early EMA tracks fast
-        for ema_v, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+        for ema_v, v in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True):
             if ema_v.dtype.is_floating_point:
                 ema_v.mul_(decay).add_(v.detach(), alpha=1 - decay)
             else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.service import REPO_ROOT, decode, disc_image, encoded
 
 from service.cli import main
+from support.service import REPO_ROOT, decode, disc_image, encoded
 
 ray = pytest.importorskip("ray", reason="the batch extra: pip install -e '.[batch]'")
 

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
-from support.service import REPO_ROOT, decode, disc_image, encoded
 
 from service.cli import main
+from support.service import REPO_ROOT, decode, disc_image, encoded
 
 
 def make_folder(root):

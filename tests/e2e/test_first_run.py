@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.cli import clean_env, cutout_command, cutout_serve
 from support.service import REPO_ROOT, decode, disc_image, encoded
 

@@ -6,6 +6,13 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+
+from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, codec, geometry, trimap
+from service.pipeline.options import parse_color, parse_margin
+from service.pipeline.runner import Deadline
+from service.pipeline.sessions import MattingModel, RuntimeConfig, Segmenter
+from service.pipeline.spec import SegmenterSpec, load_spec
 from support.service import (
     colour_segmenter,
     decode,
@@ -14,13 +21,6 @@ from support.service import (
     linear_rgb_icc,
     png_with_claimed_size,
 )
-
-from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
-from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, codec, geometry, trimap
-from service.pipeline.options import parse_color, parse_margin
-from service.pipeline.runner import Deadline
-from service.pipeline.sessions import MattingModel, RuntimeConfig, Segmenter
-from service.pipeline.spec import SegmenterSpec, load_spec
 
 
 @pytest.fixture(scope="module")

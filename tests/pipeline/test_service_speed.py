@@ -7,11 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from support.service import colour_segmenter, decode, disc_image, encoded
 
 from service.config import Settings
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, trimap
 from service.pipeline.spec import SegmenterSpec
+from support.service import colour_segmenter, decode, disc_image, encoded
 
 
 def blob_trimap(height: int, width: int, seed: int) -> np.ndarray:

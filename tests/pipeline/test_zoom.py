@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from support.service import colour_segmenter, decode, encoded
 
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
 from service.pipeline.spec import SegmenterSpec
 from service.pipeline.zoom import zoom_box
+from support.service import colour_segmenter, decode, encoded
 
 
 def _square(size: int, side: int) -> np.ndarray:

@@ -10,6 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+
+from service.config import Settings
 from support.service import (
     RED,
     colour_server_settings,
@@ -19,8 +21,6 @@ from support.service import (
     png_with_claimed_size,
     serving,
 )
-
-from service.config import Settings
 
 MAX_BODY = 3 * 1024 * 1024
 

@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from support.service import colour_server_settings, decode, serving
 
 from service.config import Settings
+from support.service import colour_server_settings, decode, serving
 
 OBJECT = np.array([200, 30, 30], np.float32)
 BACKDROP = np.array([40, 170, 60], np.float32)

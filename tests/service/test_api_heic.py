@@ -8,6 +8,8 @@ import base64
 import numpy as np
 import pytest
 from PIL import Image
+
+from service.config import Settings
 from support.service import (
     RED,
     colour_server_settings,
@@ -16,8 +18,6 @@ from support.service import (
     encoded,
     serving,
 )
-
-from service.config import Settings
 
 
 @pytest.fixture(scope="module")

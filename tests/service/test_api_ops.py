@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from support.service import LiveServer, post, restarts
 
 from service.config import Settings
 from service.errors import ModelFolderError
 from service.main import create_app
+from support.service import LiveServer, post, restarts
 
 # Half of what the slow image needs on a fast machine (about 4 s for a 1500 px dense pass once
 # warm), so the 504 below does not hinge on the machine's speed.

@@ -10,6 +10,8 @@ import base64
 
 import numpy as np
 import pytest
+
+from service.config import Settings
 from support.service import (
     RED,
     colour_server_settings,
@@ -18,8 +20,6 @@ from support.service import (
     encoded,
     serving,
 )
-
-from service.config import Settings
 
 BLUE = (20, 40, 220)
 

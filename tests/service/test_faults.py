@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from support.service import REPO_ROOT, disc_image, encoded, post, restarts, serving
 
 from service.config import Settings
+from support.service import REPO_ROOT, disc_image, encoded, post, restarts, serving
 
 TIMEOUT_S = 6.0
 # The issue asks for a replacement worker within 5 s: measured 2-3 s here (forkserver; 5-6 s with

@@ -11,6 +11,8 @@ import tempfile
 import numpy as np
 import pytest
 from PIL import Image
+
+from service.config import Settings
 from support.service import (
     RED,
     colour_server_settings,
@@ -21,8 +23,6 @@ from support.service import (
     png_with_claimed_size,
     serving,
 )
-
-from service.config import Settings
 
 MAX_BODY = 2 * 1024 * 1024
 MAX_FRAMES = 10

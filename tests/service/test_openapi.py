@@ -10,15 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.cli import cutout_serve
 from openapi_spec_validator import validate
 from pydantic import ValidationError
 from starlette.testclient import TestClient
-from support.service import REPO_ROOT, disc_image, encoded
 
 from service.config import Settings
 from service.main import create_app
 from service.pipeline import CutoutOptions
+from support.cli import cutout_serve
+from support.service import REPO_ROOT, disc_image, encoded
 
 MODELS = REPO_ROOT / "models"
 KEY = "test-key-1"

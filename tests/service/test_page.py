@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import cutout_serve
 from PIL import Image
+
+from support.cli import cutout_serve
 from support.service import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

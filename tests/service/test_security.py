@@ -13,6 +13,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from PIL import Image
+
+from service.config import Settings
+from service.security import AddressRefused, check_address
 from support.service import (
     colour_segmenter,
     colour_segmenter_settings,
@@ -21,9 +24,6 @@ from support.service import (
     encoded,
     serving,
 )
-
-from service.config import Settings
-from service.security import AddressRefused, check_address
 
 KEY = "k-alpha-3b9f1c2e"
 FILE_KEY = "k-beta-77d0a5e4"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from support.service import REPO_ROOT
 
 from service.cli import SERVE_FLAGS, _settings, build_parser
 from service.config import Settings
+from support.service import REPO_ROOT
 
 
 def test_environment_overrides_defaults(monkeypatch):

@@ -144,7 +144,7 @@ def test_resnet18_feature_contract(output_stride: int, strides: list[int]) -> No
     with torch.no_grad():
         features = encoder(torch.randn(1, 3, 64, 96))
     assert [tuple(f.shape[1:]) for f in features] == [
-        (c, 64 // s, 96 // s) for c, s in zip(encoder.out_channels, strides)
+        (c, 64 // s, 96 // s) for c, s in zip(encoder.out_channels, strides, strict=True)
     ]
 
 
@@ -155,7 +155,7 @@ def test_mobilenetv2_attention_levels() -> None:
     with torch.no_grad():
         out = encoder(torch.randn(1, 4, 64, 96))
     strides = [1, 2, 4, 8, 16]
-    expected = [(c, 64 // s, 96 // s) for c, s in zip(encoder.skip_channels, strides)]
+    expected = [(c, 64 // s, 96 // s) for c, s in zip(encoder.skip_channels, strides, strict=True)]
     assert [tuple(t.shape[1:]) for t in out.skips] == expected
     assert [tuple(t.shape[1:]) for t in out.decoder_logits] == expected
     assert tuple(out.bottleneck.shape[1:]) == (320, 2, 3)

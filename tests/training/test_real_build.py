@@ -125,7 +125,7 @@ def built(export: tuple[Path, str, Path], tmp_path_factory: pytest.TempPathFacto
 def _manifest(out: Path, source: str = "things") -> list[dict[str, str]]:
     header, *rows = (out / "MANIFEST.tsv").read_text().splitlines()
     assert tuple(header.split("\t")) == MANIFEST_COLUMNS
-    return [r for r in (dict(zip(MANIFEST_COLUMNS, line.split("\t"))) for line in rows)
+    return [r for r in (dict(zip(MANIFEST_COLUMNS, line.split("\t"), strict=True)) for line in rows)
             if r["id"].startswith(f"{source}_")]
 
 
@@ -184,7 +184,7 @@ def test_coco_exports_keep_polygons_and_drop_instances_without_them(built: Path)
 def test_boxes_sources_write_boxes_not_masks(built: Path) -> None:
     assert _manifest(built, "boxed") == []
     header, *rows = (built / "boxes.tsv").read_text().splitlines()
-    row = dict(zip(header.split("\t"), next(r for r in rows if "kettle" in r).split("\t")))
+    row = dict(zip(header.split("\t"), next(r for r in rows if "kettle" in r).split("\t"), strict=True))
     x0, y0, x1, y1 = map(float, row["boxes_xyxy"].split(","))  # the square, scaled 640 -> 512
     assert (x0, y0, x1, y1) == pytest.approx((128, 96, 384, 288), abs=1)
     assert Image.open(built / "boxes_image" / f"{row['id']}.jpg").size == (512, 384)

@@ -72,7 +72,7 @@ def test_segmentation_views_of_real_photos_keep_the_object(real_root: Path, tmp_
     assert dataset.real_share == 1.0
     assert set(dataset.real) == {"toys", "mugs"}
     # sources are drawn by the square root of their size
-    weights = dict(zip(dataset.real, dataset.real_weights))
+    weights = dict(zip(dataset.real, dataset.real_weights, strict=True))
     assert weights["toys"] / weights["mugs"] == pytest.approx(np.sqrt(5 / 3))
     yellow = torch.tensor([230, 200, 40]) / 255.0
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
@@ -135,7 +135,7 @@ def test_efficientnet_lite0_feature_contract(output_stride: int, strides: list[i
     with torch.no_grad():
         features = encoder(torch.randn(1, 3, 64, 96))
     assert [tuple(f.shape[1:]) for f in features] == [
-        (c, 64 // s, 96 // s) for c, s in zip(encoder.out_channels, strides)]
+        (c, 64 // s, 96 // s) for c, s in zip(encoder.out_channels, strides, strict=True)]
 
 
 @pytest.mark.parametrize("encoder", sorted(SEGMENTATION_ENCODERS))

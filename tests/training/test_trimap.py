@@ -265,7 +265,7 @@ def test_box_radius_matches_numpy() -> None:
     binaries = np.stack([make(80, 112) for make in makers]).astype(np.float32)
     rates = torch.tensor([0.02, 0.05, 0.1, 0.5, 0.3, 0.01])
     got = box_radius(torch.from_numpy(binaries)[:, None], rates)
-    expected = [reference_radius(b, float(r), max_radius=10**6) for b, r in zip(binaries, rates)]
+    expected = [reference_radius(b, float(r), max_radius=10**6) for b, r in zip(binaries, rates, strict=True)]
     assert got.tolist() == expected
 
 
