@@ -86,7 +86,9 @@ class MobileNetV2Encoder(nn.Module):
                 self.attention.append(AttentionModule(channels))
                 self.skip_channels.append(channels)
             blocks = [InvertedResidual(channels, out_channels, expansion)]
-            blocks += [InvertedResidual(out_channels, out_channels, expansion) for _ in range(repeats - 1)]
+            blocks += [
+                InvertedResidual(out_channels, out_channels, expansion) for _ in range(repeats - 1)
+            ]
             self.stages.append(nn.Sequential(*blocks))
             self.downsample_before.append(downsample)
             channels = out_channels

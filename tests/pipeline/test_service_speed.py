@@ -163,7 +163,9 @@ def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_di
     """The speed/quality knob: the segmenter's input and the ED layer's side follow it."""
     data = encoded(disc_image(300, 200, radius=60), "PNG")
     for side, expected in ((None, 320), (128, 128)):
-        pipeline = Pipeline(PipelineConfig(model_dir=random_model_dir, segmenter_side=side, threads=1))
+        pipeline = Pipeline(
+            PipelineConfig(model_dir=random_model_dir, segmenter_side=side, threads=1)
+        )
         shapes = _record_input_shapes(pipeline.segmenter)
         result = pipeline.run(data, CutoutOptions(output="alpha"))
         assert max(shapes[-1][2:]) == expected and pipeline.trimap_side == expected
@@ -183,7 +185,9 @@ def test_settings_reach_the_pipeline(tmp_path):
     assert defaults.matting_side == PipelineConfig(model_dir=tmp_path).matting_side
     assert not (defaults.segmenter_flip or defaults.matting_flip)
     assert defaults.backdrop_distance == 6.0
-    assert Settings(model_dir=tmp_path, backdrop_distance=0).pipeline_config().backdrop_distance == 0
+    assert (
+        Settings(model_dir=tmp_path, backdrop_distance=0).pipeline_config().backdrop_distance == 0
+    )
 
 
 @pytest.fixture(scope="module")

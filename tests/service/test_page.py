@@ -2,8 +2,8 @@
 Playwright, against `cutout serve` on the bundled models. The browser has no network but
 loopback, and every request the pages make is checked to go to the server itself.
 
-`CUTOUT_SCREENSHOT=docs/page.png python -m pytest tests/service/test_page.py` also writes the README's
-screenshot.
+`CUTOUT_SCREENSHOT=docs/page.png python -m pytest tests/service/test_page.py` also writes the
+README's screenshot.
 """
 from __future__ import annotations
 

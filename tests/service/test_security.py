@@ -293,7 +293,7 @@ def test_bg_image_url_is_fetched_like_image_url(fetching, guarded, origin):
     assert Origin.hits == []
 
 
-# ---- logs ------------------------------------------------------------------------------------------
+# ---- logs ------------------------------------------------------------------------------------
 def test_logs_hold_no_keys_and_no_image_bytes(guarded, caplog, capfd):
     marker = b"IMAGE-BYTES-MARKER-5f1d"
     image = disc_image(96, 64)

@@ -61,7 +61,8 @@ def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
 fix_mmap_threshold(32 << 20)  # as a worker does
-model = OnnxModel(sys.argv[1], None, None, RuntimeConfig(threads=1, arena_shrinkage=sys.argv[2] == "1"))
+shrink = sys.argv[2] == "1"
+model = OnnxModel(sys.argv[1], None, None, RuntimeConfig(threads=1, arena_shrinkage=shrink))
 shapes = [(1, 4, 32 * h, 32 * w) for h, w in [(16, 15), (14, 16), (16, 13), (12, 16), (15, 11),
                                                (13, 14), (16, 9), (10, 15), (11, 12), (9, 16)]]
 model.run(np.zeros((1, 4, 128, 128), np.float32))

@@ -1,4 +1,5 @@
-"""Data builder and datasets on a tiny local sample (made here), plus CCP from ../shared if present."""
+"""Data builder and datasets on a tiny local sample (made here), plus CCP from ../shared if
+present."""
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def _make_sources(root: Path) -> Roots:
         alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)  # soft edges
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"thing{k}.png"), np.dstack([rgb, alpha]))
-    cv2.imwrite(str(stamps / "food" / "opaque.png"), np.full((80, 80, 4), 255, np.uint8))  # no alpha: rejected
+    cv2.imwrite(
+        str(stamps / "food" / "opaque.png"), np.full((80, 80, 4), 255, np.uint8)
+    )  # no alpha: rejected
     backgrounds = root / "backgrounds"
     backgrounds.mkdir()
     for k in range(4):
@@ -97,7 +100,9 @@ def test_segmentation_items(built: tuple[Path, Roots, dict]) -> None:
         assert -2.2 < float(item["image"].min()) and float(item["image"].max()) < 2.7  # normalised
     same = SegmentationDataset("train", size=96, cache=cache, seed=3, length=12, ccp_root=roots.ccp)
     for i in (0, 5):
-        assert torch.equal(ds[i]["image"], same[i]["image"]) and torch.equal(ds[i]["mask"], same[i]["mask"])
+        assert torch.equal(ds[i]["image"], same[i]["image"]) and torch.equal(
+            ds[i]["mask"], same[i]["mask"]
+        )
     same.set_epoch(1)
     assert not torch.equal(ds[0]["image"], same[0]["image"])
 
@@ -120,7 +125,9 @@ def test_matting_items_satisfy_composition(built: tuple[Path, Roots, dict]) -> N
         boundary += int(((a > 0.05) & (a < 0.95)).any())
     assert boundary >= len(ds) // 2  # crops sit on the object's edge most of the time
     again = MattingDataset("train", crop=96, cache=cache, seed=1, length=6)
-    assert torch.equal(ds[2]["alpha"], again[2]["alpha"]) and torch.equal(ds[2]["fg"], again[2]["fg"])
+    assert torch.equal(ds[2]["alpha"], again[2]["alpha"]) and torch.equal(
+        ds[2]["fg"], again[2]["fg"]
+    )
 
 
 def test_evaluation_sets(built: tuple[Path, Roots, dict]) -> None:
@@ -203,7 +210,9 @@ def test_evaluate_at_another_segmenter_size_leaves_the_model_folder_alone(
     assert sorted(p.name for p in models.iterdir()) == before
 
 
-def test_bundle_packs_a_small_cache_that_trains(built: tuple[Path, Roots, dict], tmp_path: Path) -> None:
+def test_bundle_packs_a_small_cache_that_trains(
+    built: tuple[Path, Roots, dict], tmp_path: Path
+) -> None:
     """The GPU bundle: downscaled to the sides asked, held-out sets left out on request, and
     still a data cache the segmentation dataset reads."""
     from model_export.train.bundle import pack
@@ -214,7 +223,9 @@ def test_bundle_packs_a_small_cache_that_trains(built: tuple[Path, Roots, dict],
     for k in range(3):
         (ccp / "image").mkdir(parents=True, exist_ok=True)
         (ccp / "alpha").mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(ccp / "image" / f"{k:04d}.jpg"), rng.integers(0, 256, (300, 200, 3), dtype=np.uint8))
+        cv2.imwrite(
+            str(ccp / "image" / f"{k:04d}.jpg"), rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+        )
         person = np.zeros((300, 200), np.uint8)
         cv2.rectangle(person, (50, 40), (150, 280), 255, -1)
         cv2.imwrite(str(ccp / "alpha" / f"{k:04d}.png"), person)

@@ -262,7 +262,11 @@ def test_float16_storage_halves_the_file_and_keeps_the_outputs(tmp_path, spec: G
     ort.InferenceSession(str(half), options, providers=["CPUExecutionProvider"])
     optimised = onnx.load(str(tmp_path / "optimised.onnx"))
     def weight_casts(model: onnx.ModelProto) -> list[str]:
-        return [n.name for n in model.graph.node if n.op_type == "Cast" and n.name.endswith(".to_float32")]
+        return [
+            n.name
+            for n in model.graph.node
+            if n.op_type == "Cast" and n.name.endswith(".to_float32")
+        ]
 
     assert weight_casts(onnx.load(str(half)))
     assert not weight_casts(optimised)

@@ -29,11 +29,15 @@ def graphs(tmp_path_factory):
     """Contrast-weighted nets (outputs spread over (0, 1)) and their float16-stored graphs."""
     out = tmp_path_factory.mktemp("import")
     segmenter, matting = random_models(seed=7)
-    _with_contrast(segmenter, segmenter.head[0], torch.from_numpy(_inputs(SEGMENTER, 1, 64, 64, 1)), 8)
+    _with_contrast(
+        segmenter, segmenter.head[0], torch.from_numpy(_inputs(SEGMENTER, 1, 64, 64, 1)), 8
+    )
     _with_contrast(matting, matting.head[0], torch.from_numpy(_inputs(MATTING, 1, 64, 64, 2)), 9)
     paths = {}
     for spec, module in ((SEGMENTER, _Probability(segmenter).eval()), (MATTING, matting.eval())):
-        paths[spec.file] = store_weights_as_float16(export_graph(module, spec, out / spec.file, (64, 96)))
+        paths[spec.file] = store_weights_as_float16(
+            export_graph(module, spec, out / spec.file, (64, 96))
+        )
     return paths
 
 
@@ -41,9 +45,14 @@ def _calibration(spec, batches: int = 4):
     return [torch.from_numpy(_inputs(spec, 4, 64, 64, seed=100 + i)) for i in range(batches)]
 
 
-@pytest.mark.parametrize("spec,build", [(SEGMENTER, lambda: _Probability(build_segmenter(SegmenterConfig()))),
-                                        (MATTING, lambda: build_matting(MattingConfig()))],
-                         ids=["segmenter", "matting"])
+@pytest.mark.parametrize(
+    "spec,build",
+    [
+        (SEGMENTER, lambda: _Probability(build_segmenter(SegmenterConfig()))),
+        (MATTING, lambda: build_matting(MattingConfig())),
+    ],
+    ids=["segmenter", "matting"],
+)
 def test_imported_net_computes_the_graph(graphs, spec, build):
     path = graphs[spec.file]
     net = build()
@@ -84,7 +93,10 @@ def test_training_run_starts_from_a_graph(graphs, tmp_path, monkeypatch):
             got = torch.sigmoid(net.eval()(torch.from_numpy(x))).numpy()
             assert np.abs(got - expected).max() < 1e-4
     assert trainer.step == 0
-    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (tmp_path / "run" / "train.log").read_text().splitlines()
+    ]
     assert events == ["initialised"]
 
 
@@ -99,12 +111,22 @@ def test_retrain_one_stage_and_re_export_the_other(tmp_path, monkeypatch):
     segmenter, matting = random_models(seed=3)
     _with_contrast(matting, matting.head[0], torch.from_numpy(_inputs(MATTING, 1, 64, 64, 2)), 4)
     earlier = {"task": "matting", "time_budget_min": 99.0, "init_weights": None}
-    export_all(shipped, segmenter, matting.eval(), SegmenterConfig(), TrimapConfig(), MattingConfig(),
-               "v1", {"training": {"segmenter": {"task": "seg", "time_budget_min": 1.0},
-                                   "matting": earlier}}, weights_dtype="float16")
+    export_all(
+        shipped,
+        segmenter,
+        matting.eval(),
+        SegmenterConfig(),
+        TrimapConfig(),
+        MattingConfig(),
+        "v1",
+        {"training": {"segmenter": {"task": "seg", "time_budget_min": 1.0}, "matting": earlier}},
+        weights_dtype="float16",
+    )
 
     monkeypatch.setattr(SegmentationTask, "dataset", lambda self: _Discs())
-    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
+    monkeypatch.setattr(
+        SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5}
+    )
     config = TrainConfig(task="seg", run_dir=tmp_path / "run", time_budget_min=0.005, batch_size=2,
                          loader_workers=0, init_weights=shipped / "segmenter.onnx")
     Trainer(config).fit(_Discs())

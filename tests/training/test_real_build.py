@@ -1,4 +1,5 @@
-"""The real-photo builder on a Roboflow-style YOLOv8-seg export committed to a real bare git repo."""
+"""The real-photo builder on a Roboflow-style YOLOv8-seg export committed to a real bare git
+repo."""
 from __future__ import annotations
 
 import io
@@ -26,7 +27,8 @@ def _photo(seed: int) -> bytes:
 
 
 def _smooth_photo(salt_and_pepper: float) -> bytes:
-    """A smooth gradient, with the share of pixels Roboflow's noise augmentation turns black or white."""
+    """A smooth gradient, with the share of pixels Roboflow's noise augmentation turns black or
+    white."""
     rng = np.random.default_rng(7)
     x, y = np.meshgrid(np.linspace(40, 200, W), np.linspace(60, 180, H))
     pixels = np.dstack([x, y, np.full((H, W), 120.0)]).astype(np.uint8)
@@ -50,7 +52,8 @@ def _coco_export(folder: Path) -> None:
     for split, entries in splits.items():
         images, annotations = [], []
         for k, (stem, seg) in enumerate(entries):
-            name = f"{stem}_jpg.rf.{ {'train': 'aa', 'valid': 'bb'}[split]}{k}.jpg"  # Roboflow hashes are hex
+            rf_hash = {"train": "aa", "valid": "bb"}[split]  # Roboflow hashes are hex
+            name = f"{stem}_jpg.rf.{rf_hash}{k}.jpg"
             (folder / split).mkdir(parents=True, exist_ok=True)
             (folder / split / name).write_bytes(_photo(100 + k + len(split)))
             images.append({"id": k, "file_name": name, "width": W, "height": H})
@@ -61,12 +64,15 @@ def _coco_export(folder: Path) -> None:
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
-    """A bare mirror under mirrors/owner+name/repo, as the fetch tool lays it out, and its commit."""
+    """A bare mirror under mirrors/owner+name/repo, as the fetch tool lays it out, and its
+    commit."""
     root = tmp_path_factory.mktemp("real")
     work = root / "work"
     ds = work / "export.v1i.yolov8"
@@ -95,22 +101,53 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
         label.write_text("\n".join(lines) + ("\n" if lines else ""))
     (ds / "data.yaml").write_text("names: ['thing', 'shadow']\nnc: 2\n")
     _coco_export(work / "export.v2i.coco-segmentation")
-    (ds / "README.dataset.txt").write_text("# export > v1\nProvided by a Roboflow user\nLicense: CC BY 4.0\n")
+    (ds / "README.dataset.txt").write_text(
+        "# export > v1\nProvided by a Roboflow user\nLicense: CC BY 4.0\n"
+    )
     _git(work, "init", "-q")
     _git(work, "add", ".")
     _git(work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "export")
     commit = _git(work, "rev-parse", "HEAD").strip()
     mirrors = root / "mirrors"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(mirrors / "someone+export" / "repo")], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(mirrors / "someone+export" / "repo")],
+        check=True,
+    )
     sources = root / "sources.json"
-    common = {"repo": "someone/export", "commit": commit, "licence": "CC BY 4.0", "subject": "test objects"}
-    sources.write_text(json.dumps({"sources": [
-        {"name": "things", "format": "yolov8-seg", "images": ["export.v1i.yolov8/*/images/*.jpg"],
-         "data_yaml": "export.v1i.yolov8/data.yaml", "classes": ["thing"], **common},
-        {"name": "cocothings", "format": "coco-seg", "images": ["export.v2i.coco-segmentation/*/*.json"],
-         **common},
-        {"name": "boxed", "format": "yolo-boxes", "images": ["export.v1i.yolov8/valid/images/*.jpg"], **common},
-    ]}))
+    common = {
+        "repo": "someone/export",
+        "commit": commit,
+        "licence": "CC BY 4.0",
+        "subject": "test objects",
+    }
+    sources.write_text(
+        json.dumps(
+            {
+                "sources": [
+                    {
+                        "name": "things",
+                        "format": "yolov8-seg",
+                        "images": ["export.v1i.yolov8/*/images/*.jpg"],
+                        "data_yaml": "export.v1i.yolov8/data.yaml",
+                        "classes": ["thing"],
+                        **common,
+                    },
+                    {
+                        "name": "cocothings",
+                        "format": "coco-seg",
+                        "images": ["export.v2i.coco-segmentation/*/*.json"],
+                        **common,
+                    },
+                    {
+                        "name": "boxed",
+                        "format": "yolo-boxes",
+                        "images": ["export.v1i.yolov8/valid/images/*.jpg"],
+                        **common,
+                    },
+                ]
+            }
+        )
+    )
     return mirrors, commit, sources
 
 
@@ -142,10 +179,14 @@ def test_roboflow_stem_strips_the_export_suffix() -> None:
     assert roboflow_stem("a/b/plain.jpg") == "plain"
 
 
-def test_one_pair_per_source_image_and_the_unaugmented_copy_is_kept(built: Path, export: tuple) -> None:
+def test_one_pair_per_source_image_and_the_unaugmented_copy_is_kept(
+    built: Path, export: tuple
+) -> None:
     rows = _manifest(built)
     stems = sorted(roboflow_stem(r["src_image_path"]) for r in rows)
-    assert stems == sorted(["kettle", "dog", "mug", *(f"cup{k}" for k in range(10))])  # 'empty' dropped
+    assert stems == sorted(
+        ["kettle", "dog", "mug", *(f"cup{k}" for k in range(10))]
+    )  # 'empty' dropped
     kettle = _row(built, "kettle")
     assert kettle["src_image_path"].endswith("valid/images/kettle_jpg.rf.cccc3333.jpg")
     assert kettle["src_mask_path"].endswith("valid/labels/kettle_jpg.rf.cccc3333.txt")
@@ -158,8 +199,10 @@ def test_the_least_noisy_train_copy_is_kept(built: Path) -> None:
 
 
 def test_masks_are_binary_resized_and_where_the_polygons_are(built: Path) -> None:
-    for stem, inside, outside in (("kettle", (0.5, 0.5), (0.15, 0.8)),  # the valid copy's square
-                                  ("dog", (0.5, 0.5), (0.15, 0.8))):  # the 'shadow' triangle is left out
+    for stem, inside, outside in (
+        ("kettle", (0.5, 0.5), (0.15, 0.8)),  # the valid copy's square
+        ("dog", (0.5, 0.5), (0.15, 0.8)),  # the 'shadow' triangle is left out
+    ):
         item = _row(built, stem)["id"]
         image = Image.open(built / "image" / f"{item}.jpg")
         mask = np.asarray(Image.open(built / "mask" / f"{item}.png"))
@@ -173,9 +216,14 @@ def test_masks_are_binary_resized_and_where_the_polygons_are(built: Path) -> Non
 
 def test_coco_exports_keep_polygons_and_drop_instances_without_them(built: Path) -> None:
     rows = _manifest(built, "cocothings")
-    assert sorted(roboflow_stem(r["src_image_path"]) for r in rows) == ["pot", "tray"]  # 'rle' dropped
+    assert sorted(roboflow_stem(r["src_image_path"]) for r in rows) == [
+        "pot",
+        "tray",
+    ]  # 'rle' dropped
     pot = _row(built, "pot", "cocothings")
-    assert "/valid/" in pot["src_image_path"] and pot["src_mask_path"].endswith("valid/_annotations.coco.json")
+    assert "/valid/" in pot["src_image_path"] and pot["src_mask_path"].endswith(
+        "valid/_annotations.coco.json"
+    )
     assert 0.24 < (_mask(built, pot["id"]) > 0).mean() < 0.26
     tray = _mask(built, _row(built, "tray", "cocothings")["id"])  # pixels (10..330, 10..250) at 0.8
     assert tray[100, 130] == 255 and tray[250, 300] == 0
@@ -184,7 +232,9 @@ def test_coco_exports_keep_polygons_and_drop_instances_without_them(built: Path)
 def test_boxes_sources_write_boxes_not_masks(built: Path) -> None:
     assert _manifest(built, "boxed") == []
     header, *rows = (built / "boxes.tsv").read_text().splitlines()
-    row = dict(zip(header.split("\t"), next(r for r in rows if "kettle" in r).split("\t"), strict=True))
+    row = dict(
+        zip(header.split("\t"), next(r for r in rows if "kettle" in r).split("\t"), strict=True)
+    )
     x0, y0, x1, y1 = map(float, row["boxes_xyxy"].split(","))  # the square, scaled 640 -> 512
     assert (x0, y0, x1, y1) == pytest.approx((128, 96, 384, 288), abs=1)
     assert Image.open(built / "boxes_image" / f"{row['id']}.jpg").size == (512, 384)
@@ -201,10 +251,14 @@ def test_val_split_takes_the_minimum_and_does_not_depend_on_order(built: Path) -
 
 def test_rebuild_is_idempotent(built: Path, export: tuple) -> None:
     mirrors, _, sources = export
-    before = {p: p.stat().st_mtime_ns for p in built.rglob("*.*") if p.parent.name in ("image", "mask")}
+    before = {
+        p: p.stat().st_mtime_ns for p in built.rglob("*.*") if p.parent.name in ("image", "mask")
+    }
     manifest = (built / "MANIFEST.tsv").read_text()
     build_real(mirrors, built, sources)
-    after = {p: p.stat().st_mtime_ns for p in built.rglob("*.*") if p.parent.name in ("image", "mask")}
+    after = {
+        p: p.stat().st_mtime_ns for p in built.rglob("*.*") if p.parent.name in ("image", "mask")
+    }
     assert before == after and (built / "MANIFEST.tsv").read_text() == manifest
 
 

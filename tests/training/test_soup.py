@@ -97,7 +97,9 @@ def test_soup_cli_writes_a_checkpoint_the_export_reads(tmp_path):
     _checkpoint(b, tmp_path / "b.pt", "runs/b")
     main(["seg", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--weight", "0.25",
           "--out", str(tmp_path / "soup" / "seg.pt")])
-    net, config, state = load_trained(tmp_path / "soup" / "seg.pt", build_segmenter, SegmenterConfig)
+    net, config, state = load_trained(
+        tmp_path / "soup" / "seg.pt", build_segmenter, SegmenterConfig
+    )
     assert config == SegmenterConfig()
     assert state["train_config"]["run_dir"] == "runs/b"
     assert state["train_config"]["soup"]["weights"] == [0.75, 0.25]
@@ -113,7 +115,10 @@ def test_a_soup_needs_one_architecture_and_a_weight_in_range(tmp_path):
     torch.save({"ema": served.state_dict(),
                 "model_config": SegmenterConfig(input_size=448).model_dump(),
                 "train_config": {}}, tmp_path / "served.pt")
-    assert soup("seg", tmp_path / "a.pt", tmp_path / "served.pt", 0.5)["model_config"]["input_size"] == 448
+    assert (
+        soup("seg", tmp_path / "a.pt", tmp_path / "served.pt", 0.5)["model_config"]["input_size"]
+        == 448
+    )
     other = build_segmenter(SegmenterConfig(decoder_channels=64)).eval()
     torch.save({"ema": other.state_dict(),
                 "model_config": SegmenterConfig(decoder_channels=64).model_dump(),

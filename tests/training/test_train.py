@@ -103,7 +103,9 @@ class _Discs(torch.utils.data.Dataset):
 def _quick_seg_config(run_dir, monkeypatch, **overrides) -> TrainConfig:
     """A tiny segmentation run in the calling process, with validation stubbed to a constant
     (the CCP photos are not what these tests are about)."""
-    monkeypatch.setattr(SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5})
+    monkeypatch.setattr(
+        SegmentationTask, "validate", lambda self, model, limit=None: {"ccp_val_iou": 0.5}
+    )
     settings = {"task": "seg", "run_dir": run_dir, "batch_size": 2, "loader_workers": 0,
                 "log_every_steps": 1}
     return TrainConfig(**{**settings, **overrides})
@@ -121,7 +123,9 @@ def test_trainer_checkpoints_and_resumes(tmp_path, monkeypatch):
     assert resumed.step == steps
     resumed.fit(_Discs())
     assert resumed.step > steps
-    events = [json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()]
+    events = [
+        json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()
+    ]
     assert "resumed" in events and events.count("done") == 2
 
 
@@ -137,7 +141,9 @@ def test_sigterm_stops_a_run_with_a_checkpoint(tmp_path, monkeypatch):
     trainer.fit(_Discs())  # would run an hour without the signal
     timer.cancel()
     assert (tmp_path / "last.pt").exists()
-    events = [json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()]
+    events = [
+        json.loads(line).get("event") for line in (tmp_path / "train.log").read_text().splitlines()
+    ]
     assert events[-1] == "stopped"
     assert trainer.elapsed < 60 * 60
 
@@ -166,11 +172,16 @@ def test_travel_folder_is_small_and_starts_a_new_run(tmp_path, monkeypatch):
     for name, value in started.model.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(value, ema[name].half().float())
-    events = [json.loads(line).get("event") for line in (tmp_path / "gpu" / "train.log").read_text().splitlines()]
+    events = [
+        json.loads(line).get("event")
+        for line in (tmp_path / "gpu" / "train.log").read_text().splitlines()
+    ]
     assert events == ["initialised"]
 
     _net, net_config, _ = load_trained(tmp_path / "travel", build_segmenter, SegmenterConfig)
-    assert net_config == SegmenterConfig(**torch.load(checkpoint, weights_only=False)["model_config"])
+    assert net_config == SegmenterConfig(
+        **torch.load(checkpoint, weights_only=False)["model_config"]
+    )
 
 
 class _SlowDiscs(_Discs):
@@ -260,7 +271,9 @@ def test_trimap_rate_range_from_the_command_line_sets_the_band_width(tmp_path):
     alpha = (_disc_batch(n=8, size=128)["alpha"] > 0.5).float()
     unknown = {}
     for rates in (("0.005", "0.01"), ("0.04", "0.05")):
-        config = parse_config(["matting", "--run-dir", str(tmp_path), "--trimap-rate-range", *rates])
+        config = parse_config(
+            ["matting", "--run-dir", str(tmp_path), "--trimap-rate-range", *rates]
+        )
         assert config.trimap_rate_range == tuple(float(r) for r in rates)
         torch.manual_seed(0)
         unknown[rates[0]] = (MattingTask(config).make_trimap(alpha) == 0.5).float().mean().item()
@@ -380,7 +393,9 @@ def test_precision_from_the_command_line(tmp_path):
     from model_export.train.__main__ import parse_config
 
     assert parse_config(["seg", "--run-dir", str(tmp_path)]).precision == "fp32"
-    assert parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "bf16"]).precision == "bf16"
+    assert (
+        parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "bf16"]).precision == "bf16"
+    )
     with pytest.raises(SystemExit):
         parse_config(["seg", "--run-dir", str(tmp_path), "--precision", "fp8"])
 

@@ -190,8 +190,9 @@ def test_onnx_equals_opencv_batched(trimap_session: ort.InferenceSession,
     got = trimap_session.run([TRIMAP.output_name], {TRIMAP.input_name: masks[:, None]})[0]
     assert got.shape == (len(SHAPES), 1, *size)
     for i, name in enumerate(SHAPES):
-        np.testing.assert_array_equal(got[i, 0], reference_trimap(masks[i], ERODE_RATE, DILATE_RATE),
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+            got[i, 0], reference_trimap(masks[i], ERODE_RATE, DILATE_RATE), err_msg=name
+        )
 
 
 def test_radius_tie_rounds_half_up(layer: EDTrimap) -> None:
@@ -265,7 +266,10 @@ def test_box_radius_matches_numpy() -> None:
     binaries = np.stack([make(80, 112) for make in makers]).astype(np.float32)
     rates = torch.tensor([0.02, 0.05, 0.1, 0.5, 0.3, 0.01])
     got = box_radius(torch.from_numpy(binaries)[:, None], rates)
-    expected = [reference_radius(b, float(r), max_radius=10**6) for b, r in zip(binaries, rates, strict=True)]
+    expected = [
+        reference_radius(b, float(r), max_radius=10**6)
+        for b, r in zip(binaries, rates, strict=True)
+    ]
     assert got.tolist() == expected
 
 
@@ -304,7 +308,9 @@ def test_export_with_other_max_radius(tmp_path: Path) -> None:
 
 def test_export_cli_sets_the_band_rates(tmp_path: Path) -> None:
     """`--erode-rate` / `--dilate-rate` reach both trimap.onnx and spec.json."""
-    export_main(["--random", "--out", str(tmp_path), "--erode-rate", "0.01", "--dilate-rate", "0.05"])
+    export_main(
+        ["--random", "--out", str(tmp_path), "--erode-rate", "0.01", "--dilate-rate", "0.05"]
+    )
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert (spec["trimap"]["erode_rate"], spec["trimap"]["dilate_rate"]) == (0.01, 0.05)
     session = ort.InferenceSession(str(tmp_path / TRIMAP.file), providers=["CPUExecutionProvider"])
