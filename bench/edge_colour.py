@@ -141,7 +141,7 @@ def measure(cases: list[tuple], estimator) -> list[dict]:
                 edge_errors(photo, true, fg, alpha),
                 edge_errors(estimator(photo, true), true, fg, alpha))
         if all(rows):
-            for table, row in zip(tables, rows):
+            for table, row in zip(tables, rows, strict=True):
                 table.append(row)
     return [{k: float(np.mean([r[k] for r in table])) for k in table[0]} for table in tables]
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'edge error (0-255)':<22}" + "".join(f"{n:>9}" for n in names)
           + f"{'mean':>9}{'colour':>9}")
     labels = ("photo's colour", "estimated", "true alpha: photo's", "true alpha: estimated")
-    for label, row in zip(labels, tables):
+    for label, row in zip(labels, tables, strict=True):
         mean = np.mean([row[n] for n in names])
         print(f"{label:<22}" + "".join(f"{row[n]:9.2f}" for n in names)
               + f"{mean:9.2f}{row['colour']:9.2f}")

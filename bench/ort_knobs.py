@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.int8_dir / f"{graph}.int8.onnx", 2)
         for label, x in inputs:
             times: dict[str, list[float]] = {name: [] for name in sessions}
-            for name, sess in sessions.items():  # warm-up
+            for sess in sessions.values():  # warm-up
                 sess.run(None, {sess.get_inputs()[0].name: x})
             for _ in range(args.runs):
                 for name, sess in sessions.items():

@@ -44,7 +44,9 @@ def _fp16_to_fp32(model_bytes: bytes) -> bytes:
     graph = model.graph
     for i, init in enumerate(graph.initializer):
         if init.data_type == TensorProto.FLOAT16:
-            widened = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name)
+            widened = numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float32), init.name
+            )
             graph.initializer[i].CopyFrom(widened)
     for node in graph.node:
         for attr in node.attribute:
@@ -58,18 +60,23 @@ def _fp16_to_fp32(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def ensure_isnet(path: Path = ISNET_PATH, package: Path = IMGLY_DATA, widen_fp16: bool = True) -> Path:
+def ensure_isnet(
+    path: Path = ISNET_PATH, package: Path = IMGLY_DATA, widen_fp16: bool = True
+) -> Path:
     """Assemble the ISNet ONNX from the npm package's chunks (listed in dist/resources.json).
 
     Picks the fp32 model when the package has one, else the fp16 one (widened to fp32 for the
-    CPU unless ``widen_fp16`` is False), else the quint8 one. Writes ``<path>.json`` saying which."""
+    CPU unless ``widen_fp16`` is False), else the quint8 one. Writes ``<path>.json`` saying
+    which."""
     path = Path(path)
     if path.exists():
         return path
     resources_file = package / "dist" / "resources.json"
     if not resources_file.exists():
-        raise FileNotFoundError(f"{resources_file} missing: run `python -m model_export.data fetch` "
-                                "(npm install --prefix .cache/npm @imgly/background-removal-data)")
+        raise FileNotFoundError(
+            f"{resources_file} missing: run `python -m model_export.data fetch` "
+            "(npm install --prefix .cache/npm @imgly/background-removal-data)"
+        )
     resources = json.loads(resources_file.read_text())
     key, precision = next(((k, p) for k, p in ISNET_KEYS if k in resources), (None, None))
     if key is None:
@@ -80,7 +87,9 @@ def ensure_isnet(path: Path = ISNET_PATH, package: Path = IMGLY_DATA, widen_fp16
         data = (package / "dist" / chunk["hash"]).read_bytes()
         start, end = chunk["offsets"]
         if len(data) != end - start:
-            raise ValueError(f"chunk {chunk['hash']} of {key}: {len(data)} bytes, expected {end - start}")
+            raise ValueError(
+                f"chunk {chunk['hash']} of {key}: {len(data)} bytes, expected {end - start}"
+            )
         if hashlib.sha256(data).hexdigest() != chunk["hash"]:
             raise ValueError(f"chunk {chunk['hash']} of {key}: sha256 mismatch")
         parts.append(data)
@@ -95,8 +104,14 @@ def ensure_isnet(path: Path = ISNET_PATH, package: Path = IMGLY_DATA, widen_fp16
     tmp.write_bytes(model)
     tmp.replace(path)
     version = json.loads((package / "package.json").read_text()).get("version")
-    info = {"package": f"@imgly/background-removal-data@{version}", "key": key, "precision": precision,
-            "widened_to_fp32": widened, "bytes": path.stat().st_size, "licence": "AGPL-3.0: never commit"}
+    info = {
+        "package": f"@imgly/background-removal-data@{version}",
+        "key": key,
+        "precision": precision,
+        "widened_to_fp32": widened,
+        "bytes": path.stat().st_size,
+        "licence": "AGPL-3.0: never commit",
+    }
     path.with_suffix(".json").write_text(json.dumps(info, indent=2))
     return path
 
@@ -140,7 +155,8 @@ class IsnetPeer:
 
 
 def main() -> None:
-    """python -m bench.peers [N]: assemble ISNet, then IoU vs CCP masks and latency on N val images."""
+    """python -m bench.peers [N]: assemble ISNet, then IoU vs CCP masks and latency on N val
+    images."""
     import sys
     import time
 

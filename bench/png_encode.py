@@ -42,7 +42,9 @@ def cutouts(count: int, side: int) -> list[np.ndarray]:
     return out
 
 
-def measure(pixels: list[np.ndarray], config: codec.EncodeConfig, repeats: int) -> tuple[float, float]:
+def measure(
+    pixels: list[np.ndarray], config: codec.EncodeConfig, repeats: int
+) -> tuple[float, float]:
     times, sizes = [], []
     for image in pixels:
         best = float("inf")

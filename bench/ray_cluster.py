@@ -51,7 +51,7 @@ class Network:
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
-        for name, veth, address in zip(self.names, self.veths, self.addresses):
+        for name, veth, address in zip(self.names, self.veths, self.addresses, strict=True):
             sh("ip", "netns", "add", name)
             sh("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p")
             sh("ip", "link", "set", veth, "master", self.bridge)
@@ -63,7 +63,7 @@ class Network:
             sh(*inside, "ip", "link", "set", "lo", "up")
 
     def delete(self) -> None:
-        for name, veth in zip(self.names, self.veths):
+        for name, veth in zip(self.names, self.veths, strict=True):
             sh("ip", "link", "del", veth, check=False)
             sh("ip", "netns", "del", name, check=False)
         sh("ip", "link", "del", self.bridge, check=False)

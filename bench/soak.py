@@ -54,8 +54,12 @@ OUTPUTS = [
     ("/v1/cutout", {"format": "zip"}, "application/zip", None),
     ("/v1.0/removebg", {"size": "full", "format": "png"}, "image/png", "RGBA"),
 ]
-INPUT_FORMATS = [("JPEG", {"quality": 90}), ("JPEG", {"quality": 90}), ("PNG", {"compress_level": 1}),
-                 ("WEBP", {"quality": 85, "method": 0})]
+INPUT_FORMATS = [
+    ("JPEG", {"quality": 90}),
+    ("JPEG", {"quality": 90}),
+    ("PNG", {"compress_level": 1}),
+    ("WEBP", {"quality": 85, "method": 0}),
+]
 
 
 @dataclass(frozen=True)

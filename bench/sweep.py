@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [{"total": [], "stages": {}, "tiles": [], "band": [], "net_px": []} for _ in configs]
     for _ in range(args.rounds):
         for data in images:
-            for pipeline, row in zip(pipelines, rows):
+            for pipeline, row in zip(pipelines, rows, strict=True):
                 start = time.perf_counter()
                 result = pipeline.run(data, options)
                 row["total"].append(time.perf_counter() - start)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                 row["band"].append(result.band_pixels)
                 row["net_px"].append(result.net_pixels)
     report = []
-    for text, row in zip(configs, rows):
+    for text, row in zip(configs, rows, strict=True):
         entry = {"config": text or "(defaults)", "p50_s": float(np.median(row["total"])),
                  "p95_s": float(np.percentile(row["total"], 95)),
                  "stages_ms": {k: 1000 * statistics.fmean(v) for k, v in row["stages"].items()},

@@ -37,7 +37,9 @@ def _run(pipeline, rgb: np.ndarray, output: str) -> Image.Image:
 
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG", compress_level=1)
-    return Image.open(io.BytesIO(pipeline.run(buffer.getvalue(), CutoutOptions(output=output)).body))
+    return Image.open(
+        io.BytesIO(pipeline.run(buffer.getvalue(), CutoutOptions(output=output)).body)
+    )
 
 
 def _on_board(rgba: Image.Image) -> Image.Image:

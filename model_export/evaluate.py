@@ -2,12 +2,13 @@
 
 Real photographs come first: each source of real photos with human-drawn masks
 (`real_<source>`, data/real.py: the validation ids only) and CCP validation, then the studio and
-cluttered composites. Runs every validation image through `service.pipeline.Pipeline` exactly as the service would
-(decode, 1500 px cap, segmenter, ED trimap graph, band-only matting, rescale) and prints, per
-set: mask IoU and boundary F of the segmenter's mask, and IoU, boundary F, alpha MAD and
-gradient error of the final alpha (metrics.py; whole-image per-pixel means for MAD, sum/1000
-for gradient), and the background smear (mean alpha on the GT background away from its edge). With the ISNet teacher installed (.cache/peers/isnet.onnx), the same figures
-for it on the same images.
+cluttered composites. Runs every validation image through `service.pipeline.Pipeline` exactly
+as the service would (decode, 1500 px cap, segmenter, ED trimap graph, band-only matting,
+rescale) and prints, per set: mask IoU and boundary F of the segmenter's mask, and IoU,
+boundary F, alpha MAD and gradient error of the final alpha (metrics.py; whole-image per-pixel
+means for MAD, sum/1000 for gradient), and the background smear (mean alpha on the GT
+background away from its edge). With the ISNet teacher installed (.cache/peers/isnet.onnx),
+the same figures for it on the same images.
 """
 from __future__ import annotations
 
@@ -213,24 +214,34 @@ def worst_images(report: dict, count: int) -> str:
 
 
 def format_report(report: dict) -> str:
-    lines = [f"models {report['models']} (version {report['version']}), matting={report['matting']}, "
-             f"segmenter input {report['input_size']} px"
-             + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
-             + (f", settings {report['settings']}" if report.get("settings") else "")]
-    header = (f"{'set':<16} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} "
-              f"{'BF':>7} {'MAD':>8} {'Grad':>8} {'smear':>7} {'s/img':>6}")
+    lines = [
+        f"models {report['models']} (version {report['version']}), matting={report['matting']}, "
+        f"segmenter input {report['input_size']} px"
+        + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
+        + (f", settings {report['settings']}" if report.get("settings") else "")
+    ]
+    header = (
+        f"{'set':<16} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} "
+        f"{'BF':>7} {'MAD':>8} {'Grad':>8} {'smear':>7} {'s/img':>6}"
+    )
     lines.append(header)
     for name, entry in report["sets"].items():
         o = entry["ours"]
-        lines.append(f"{name:<16} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} {o['mask_bf']:>7.4f} "
-                     f"{o['mask_mad']:>8.5f} {o['iou']:>7.4f} {o['bf']:>7.4f} {o['mad']:>8.5f} {o['grad']:>8.3f} "
-                     f"{o['smear']:>7.4f} {entry['seconds_per_image']:>6.2f}")
+        lines.append(
+            f"{name:<16} {'ours':<6} {entry['n']:>4} {o['mask_iou']:>8.4f} "
+            f"{o['mask_bf']:>7.4f} {o['mask_mad']:>8.5f} {o['iou']:>7.4f} {o['bf']:>7.4f} "
+            f"{o['mad']:>8.5f} {o['grad']:>8.3f} {o['smear']:>7.4f} "
+            f"{entry['seconds_per_image']:>6.2f}"
+        )
         if "isnet" in entry:
             p = entry["isnet"]
             # The peer has one output: its IoU, boundary F and smear sit under the mask's columns
             # and the smear column.
-            lines.append(f"{name:<16} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} {p['mask_bf']:>7.4f} "
-                         f"{'':>8} {'':>7} {'':>7} {'':>8} {'':>8} {p['smear']:>7.4f}")
+            lines.append(
+                f"{name:<16} {'isnet':<6} {entry['n']:>4} {p['mask_iou']:>8.4f} "
+                f"{p['mask_bf']:>7.4f} {'':>8} {'':>7} {'':>7} {'':>8} {'':>8} "
+                f"{p['smear']:>7.4f}"
+            )
     summary = report.get("real_photos")
     if summary:
         for model in ("ours", "isnet"):
@@ -240,10 +251,15 @@ def format_report(report: dict) -> str:
                              f"{m['mask_iou']:.4f}, boundary F {m['mask_bf']:.4f}"
                              + (f", alpha IoU {m['iou']:.4f}" if "iou" in m else "")
                              + f", smear {m['smear']:.4f}")
-    looks = [f"{name} {entry['second_looks']} of {entry['n']}" for name, entry in report["sets"].items()
-             if "second_looks" in entry]
+    looks = [
+        f"{name} {entry['second_looks']} of {entry['n']}"
+        for name, entry in report["sets"].items()
+        if "second_looks" in entry
+    ]
     if looks:
-        lines.append("second look at a small object (service/pipeline/zoom.py): " + ", ".join(looks))
+        lines.append(
+            "second look at a small object (service/pipeline/zoom.py): " + ", ".join(looks)
+        )
     for name, entry in report["sets"].items():
         if "iou_loss_sum" in entry:
             sums = entry["iou_loss_sum"]
@@ -269,12 +285,16 @@ def teacher_only(sets: tuple[str, ...], limit: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set")
     parser.add_argument("--matting", choices=["band", "dense", "auto"], default="auto")
-    parser.add_argument("--input-size", type=int, default=None, help="override the segmenter's working size")
+    parser.add_argument(
+        "--input-size", type=int, default=None, help="override the segmenter's working size"
+    )
     parser.add_argument("--no-teacher", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--matting-side", type=int, default=None,
@@ -284,7 +304,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upscale", type=int, default=None, metavar="SIDE",
                         help="enlarge each photo (Lanczos) and its GT (bilinear) to this long "
                         "side first, e.g. 1500 (the service's inference size)")
-    parser.add_argument("--json", type=Path, help="also write the report here (with per-image figures)")
+    parser.add_argument(
+        "--json", type=Path, help="also write the report here (with per-image figures)"
+    )
     parser.add_argument("--worst", type=int, default=0, metavar="N",
                         help="also list the N images of each set with the lowest mask IoU")
     parser.add_argument("--regions", action="store_true",

@@ -61,7 +61,9 @@ def _execution_order(model: nn.Module, example: torch.Tensor) -> tuple[list[nn.C
             norm_of[conv] = module
 
     hooks = [m.register_forward_hook(on_conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_hook(on_norm) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks += [
+        m.register_forward_hook(on_norm) for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+    ]
     try:
         with torch.no_grad():
             model.eval()(example)
@@ -72,7 +74,9 @@ def _execution_order(model: nn.Module, example: torch.Tensor) -> tuple[list[nn.C
 
 
 @torch.no_grad()
-def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[torch.Tensor]) -> nn.Module:
+def load_onnx_weights(
+    model: nn.Module, onnx_path: Path, calibration: Iterable[torch.Tensor]
+) -> nn.Module:
     """Fill `model` (same architecture as the graph) with the graph's weights; returns it in
     eval mode. `calibration` yields input batches for the unfolded BatchNorm statistics."""
     graph = onnx.load(str(onnx_path)).graph
@@ -83,13 +87,17 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[t
     convs, norm_of = _execution_order(model, first[:1])
     graph_convs = [n for n in graph.node if n.op_type == "Conv"]
     if len(graph_convs) != len(convs):
-        raise ValueError(f"{onnx_path}: {len(graph_convs)} Conv nodes, model has {len(convs)} convs")
+        raise ValueError(
+            f"{onnx_path}: {len(graph_convs)} Conv nodes, model has {len(convs)} convs"
+        )
 
     folded_bias: dict[nn.BatchNorm2d, torch.Tensor] = {}
-    for conv, node in zip(convs, graph_convs):
+    for conv, node in zip(convs, graph_convs, strict=True):
         weight = torch.from_numpy(values[node.input[1]].copy())
         if weight.shape != conv.weight.shape:
-            raise ValueError(f"{node.name}: weight {tuple(weight.shape)} != {tuple(conv.weight.shape)}")
+            raise ValueError(
+                f"{node.name}: weight {tuple(weight.shape)} != {tuple(conv.weight.shape)}"
+            )
         bias = torch.from_numpy(values[node.input[2]].copy()) if len(node.input) > 2 else None
         conv.weight.copy_(weight)
         norm = norm_of.get(conv)
@@ -106,8 +114,10 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, calibration: Iterable[t
     group_norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
     instance_norms = [n for n in graph.node if n.op_type == "InstanceNormalization"]
     if len(group_norms) != len(instance_norms):
-        raise ValueError(f"{len(instance_norms)} InstanceNormalization nodes, {len(group_norms)} GroupNorms")
-    for norm, node in zip(group_norms, instance_norms):
+        raise ValueError(
+            f"{len(instance_norms)} InstanceNormalization nodes, {len(group_norms)} GroupNorms"
+        )
+    for norm, node in zip(group_norms, instance_norms, strict=True):
         reshape = uses[node.output[0]][0]
         scale = next(n for n in uses[reshape.output[0]] if n.op_type == "Mul")
         shift = next(n for n in uses[scale.output[0]] if n.op_type == "Add")

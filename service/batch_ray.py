@@ -15,6 +15,7 @@ import os
 import posixpath
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .pipeline import CutoutOptions, Pipeline, PipelineConfig
 class Location:
     """A filesystem and a path on it (pyarrow's), made from a local path or a URL."""
 
-    filesystem: object  # pyarrow.fs.FileSystem
+    filesystem: Any  # pyarrow.fs.FileSystem (pyarrow ships no type information)
     path: str
 
     @classmethod
@@ -88,7 +89,7 @@ class CutoutActor:
         self.node = ray.util.get_node_ip_address()  # hosts may share a hostname
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        errors = [self._cut(src, dst) for src, dst in zip(batch["src"], batch["dst"])]
+        errors = [self._cut(src, dst) for src, dst in zip(batch["src"], batch["dst"], strict=True)]
         return {"src": batch["src"], "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(errors), dtype=object),
                 "pid": np.array([os.getpid()] * len(errors))}
@@ -149,7 +150,8 @@ def remove(inputs: list[str], out: str, options: CutoutOptions, config: Pipeline
         results = ray.data.from_items(items).map_batches(
             CutoutActor, fn_constructor_args=(config, options), batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=min(pool, len(items))), num_cpus=threads)
-        failed, nodes = 0, {}
+        failed = 0
+        nodes: dict[str, int] = {}  # images cut out per Ray node
         with tqdm(total=len(jobs), initial=skipped, unit="img", desc="cutout (ray)",
                   disable=quiet) as progress:
             for row in results.iter_rows():

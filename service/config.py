@@ -87,8 +87,10 @@ class Settings(BaseSettings):
                             "input may hold (413); only the first is used")
 
     # Security
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field((), description="accepted X-Api-Key values (JSON "
-                                            "list or comma-separated); none: no key needed")
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description="accepted X-Api-Key values (JSON list or comma-separated); none: no key needed",
+    )
     api_keys_file: Path | None = Field(None, description="file with one accepted key per line "
                                        "(# comments and blank lines ignored); adds to api_keys")
     metrics_require_key: bool = Field(False, description="/metrics needs an API key too (when "

@@ -15,7 +15,10 @@ from .cli import build_parser, flag_names
 from .config import Settings
 
 ENV_PREFIX = "CUTOUT_"
-BEGIN, END = "<!-- settings table: python -m service.settings_table -->", "<!-- end of settings table -->"
+BEGIN, END = (
+    "<!-- settings table: python -m service.settings_table -->",
+    "<!-- end of settings table -->",
+)
 
 
 def serve_flags() -> dict[str, str]:
@@ -40,7 +43,10 @@ def default_text(field: FieldInfo) -> str:
 
 def markdown_table() -> str:
     flags = serve_flags()
-    rows = ["| variable | `cutout serve` flag | default | what it does |", "| --- | --- | --- | --- |"]
+    rows = [
+        "| variable | `cutout serve` flag | default | what it does |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, field in Settings.model_fields.items():
         flag = f"`{flags[name]}`" if name in flags else ""
         description = (field.description or "").replace("|", "\\|")

@@ -40,13 +40,13 @@ def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def slow_image() -> bytes:
     """Dense matting over 1500 x 1500 on one thread takes seconds: past the tests' deadlines."""
-    from test_service_support import disc_image, encoded
+    from support.service import disc_image, encoded
 
     return encoded(disc_image(1500, 1500), "JPEG", quality=80)
 
 
 @pytest.fixture(scope="session")
 def quick_image() -> bytes:
-    from test_service_support import disc_image, encoded
+    from support.service import disc_image, encoded
 
     return encoded(disc_image(64, 48), "PNG")

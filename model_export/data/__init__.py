@@ -16,7 +16,13 @@ from .sources import DEFAULT_CACHE
 if TYPE_CHECKING:
     from .datasets import MattingDataset, SegmentationDataset, evaluation_sets, worker_init
 
-__all__ = ["DEFAULT_CACHE", "MattingDataset", "SegmentationDataset", "evaluation_sets", "worker_init"]
+__all__ = [
+    "DEFAULT_CACHE",
+    "MattingDataset",
+    "SegmentationDataset",
+    "evaluation_sets",
+    "worker_init",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,11 +14,17 @@ def main(argv: list[str] | None = None) -> None:
     common.add_argument("-v", "--verbose", action="store_true", help="log each skipped file")
     parser = argparse.ArgumentParser(prog="python -m model_export.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", parents=[common], help="install the registry sources (apt-get, npm)")
+    fetch = sub.add_parser(
+        "fetch", parents=[common], help="install the registry sources (apt-get, npm)"
+    )
     fetch.add_argument("--no-debian", action="store_true")
     fetch.add_argument("--no-npm", action="store_true")
     fetch.add_argument("--no-update", action="store_true", help="skip apt-get update")
-    build = sub.add_parser("build", parents=[common], help="build the cache (foreground library, backgrounds, eval sets)")
+    build = sub.add_parser(
+        "build",
+        parents=[common],
+        help="build the cache (foreground library, backgrounds, eval sets)",
+    )
     build.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--openclipart", type=int, default=None, help="how many SVGs to rasterise")
@@ -27,14 +33,21 @@ def main(argv: list[str] | None = None) -> None:
     build.add_argument("--force-eval", action="store_true", help="rewrite the held-out composites")
     show = sub.add_parser("show", parents=[common], help="print the manifest")
     show.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    real = sub.add_parser("real", parents=[common],
-                          help="build .cache/real from the Roboflow exports named in real_sources.json")
+    real = sub.add_parser(
+        "real",
+        parents=[common],
+        help="build .cache/real from the Roboflow exports named in real_sources.json",
+    )
     real.add_argument("--mirrors", type=Path, required=True,
                       help="folder holding the fetched bare mirrors (owner+name/...)")
     real.add_argument("--out", type=Path, default=None, help="default .cache/real")
-    real.add_argument("--sources", type=Path, default=None, help="default model_export/data/real_sources.json")
+    real.add_argument(
+        "--sources", type=Path, default=None, help="default model_export/data/real_sources.json"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
 
     if args.command == "fetch":
         from .fetch import fetch as run_fetch
@@ -44,18 +57,26 @@ def main(argv: list[str] | None = None) -> None:
         from .build import EVAL_COUNTS, OPENCLIPART_COUNT
         from .build import build as run_build
 
-        counts = {"studio": EVAL_COUNTS["studio"] if args.studio is None else args.studio,
-                  "cluttered": EVAL_COUNTS["cluttered"] if args.cluttered is None else args.cluttered}
-        manifest = run_build(args.cache, args.seed,
-                             openclipart_count=OPENCLIPART_COUNT if args.openclipart is None else args.openclipart,
-                             eval_counts=counts, force_eval=args.force_eval)
+        counts = {
+            "studio": EVAL_COUNTS["studio"] if args.studio is None else args.studio,
+            "cluttered": EVAL_COUNTS["cluttered"] if args.cluttered is None else args.cluttered,
+        }
+        manifest = run_build(
+            args.cache,
+            args.seed,
+            openclipart_count=OPENCLIPART_COUNT if args.openclipart is None else args.openclipart,
+            eval_counts=counts,
+            force_eval=args.force_eval,
+        )
         print(json.dumps(manifest, indent=2))
     elif args.command == "real":
         from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_real
 
         reports = build_real(args.mirrors, args.out or DEFAULT_OUT, args.sources or DEFAULT_SOURCES)
         for r in reports:
-            print(f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}")
+            print(
+                f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}"
+            )
         masks = sum(r.kept for r in reports if r.format != "yolo-boxes")
         boxes = sum(r.kept for r in reports if r.format == "yolo-boxes")
         print(f"total\t{masks} photos with masks, {boxes} with boxes only")

@@ -64,34 +64,68 @@ class Roots:
 
 SOURCES = {
     # name: (kind, origin, licence, copyright file)
-    "tuxpaint": ("foreground", "Debian package tuxpaint-stamps-default", "GPL-2",
-                 "/usr/share/doc/tuxpaint-stamps-default/copyright"),
-    "emoji3d": ("foreground", "npm package @lobehub/fluent-emoji-3d (Microsoft Fluent Emoji 3D)", "MIT",
-                ".cache/npm/node_modules/@lobehub/fluent-emoji-3d/package.json"),
-    "furniture": ("foreground",
-                  ("Debian package sweethome3d-furniture (OBJ models rendered by "
-                   "model_export/data/furniture.py, random yaw/pitch/light)"),
-                  ("CC0-1.0 (BlendSwap-CC-0) / CC-BY-3.0 (BlendSwap-CC-BY, Reallusion, Scopia) / "
-                   "CC-BY-3.0-US (KatorLegaz): see copyright"),
-                  "/usr/share/doc/sweethome3d-furniture/copyright"),
-    "openclipart": ("foreground", "Debian package openclipart-svg (rasterised with cairosvg)",
-                    "public domain (Creative Commons PD dedication)", "/usr/share/doc/openclipart-svg/copyright"),
-    "gnome": ("background", "Debian package gnome-backgrounds", "CC-BY-SA-3.0 (per file, see copyright)",
-              "/usr/share/doc/gnome-backgrounds/copyright"),
-    "desktopbase": ("background", "Debian package desktop-base", "GPL-2+ / GPL-3+ / CC-BY-SA-3.0 (per theme)",
-                    "/usr/share/doc/desktop-base/copyright"),
-    "gcompris": ("background", "Debian package gcompris-qt-data (photos in the Qt resource bundles)",
-                 "CC-BY-SA-3.0 / CC-BY / CC0 / public domain / GPL-3+ (per file, see copyright)",
-                 "/usr/share/doc/gcompris-qt-data/copyright"),
+    "tuxpaint": (
+        "foreground",
+        "Debian package tuxpaint-stamps-default",
+        "GPL-2",
+        "/usr/share/doc/tuxpaint-stamps-default/copyright",
+    ),
+    "emoji3d": (
+        "foreground",
+        "npm package @lobehub/fluent-emoji-3d (Microsoft Fluent Emoji 3D)",
+        "MIT",
+        ".cache/npm/node_modules/@lobehub/fluent-emoji-3d/package.json",
+    ),
+    "furniture": (
+        "foreground",
+        (
+            "Debian package sweethome3d-furniture (OBJ models rendered by "
+            "model_export/data/furniture.py, random yaw/pitch/light)"
+        ),
+        (
+            "CC0-1.0 (BlendSwap-CC-0) / CC-BY-3.0 (BlendSwap-CC-BY, Reallusion, Scopia) / "
+            "CC-BY-3.0-US (KatorLegaz): see copyright"
+        ),
+        "/usr/share/doc/sweethome3d-furniture/copyright",
+    ),
+    "openclipart": (
+        "foreground",
+        "Debian package openclipart-svg (rasterised with cairosvg)",
+        "public domain (Creative Commons PD dedication)",
+        "/usr/share/doc/openclipart-svg/copyright",
+    ),
+    "gnome": (
+        "background",
+        "Debian package gnome-backgrounds",
+        "CC-BY-SA-3.0 (per file, see copyright)",
+        "/usr/share/doc/gnome-backgrounds/copyright",
+    ),
+    "desktopbase": (
+        "background",
+        "Debian package desktop-base",
+        "GPL-2+ / GPL-3+ / CC-BY-SA-3.0 (per theme)",
+        "/usr/share/doc/desktop-base/copyright",
+    ),
+    "gcompris": (
+        "background",
+        "Debian package gcompris-qt-data (photos in the Qt resource bundles)",
+        "CC-BY-SA-3.0 / CC-BY / CC0 / public domain / GPL-3+ (per file, see copyright)",
+        "/usr/share/doc/gcompris-qt-data/copyright",
+    ),
 }
-DEBIAN_PACKAGE = {"tuxpaint": "tuxpaint-stamps-default", "furniture": "sweethome3d-furniture",
-                  "openclipart": "openclipart-svg",
-                  "gnome": "gnome-backgrounds", "desktopbase": "desktop-base", "gcompris": "gcompris-qt-data"}
+DEBIAN_PACKAGE = {
+    "tuxpaint": "tuxpaint-stamps-default",
+    "furniture": "sweethome3d-furniture",
+    "openclipart": "openclipart-svg",
+    "gnome": "gnome-backgrounds",
+    "desktopbase": "desktop-base",
+    "gcompris": "gcompris-qt-data",
+}
 FURNITURE_VIEWS = 2
 FURNITURE_SIZE = 512
 UNDONE = {
-    "furniture": "rendered without per-pixel textures (one texture sample per triangle) and without "
-                 "glass (materials with d < 0.6 are left out)",
+    "furniture": "rendered without per-pixel textures (one texture sample per triangle) and "
+    "without glass (materials with d < 0.6 are left out)",
 }
 
 
@@ -183,7 +217,9 @@ def foreground_candidates(roots: Roots, seed: int, openclipart_count: int) -> It
         for path in sorted(roots.emoji3d.glob("*.webp")):
             if re.search(r"-1f3f[b-f]", path.stem):  # skin-tone variants of the same emoji
                 continue
-            yield Candidate("emoji3d", _safe(path.stem), path.stem.split("-")[0], lambda p=path: _pil_rgba(p))
+            yield Candidate(
+                "emoji3d", _safe(path.stem), path.stem.split("-")[0], lambda p=path: _pil_rgba(p)
+            )
     if roots.furniture.is_dir():
         from . import furniture
 
@@ -229,7 +265,9 @@ def _background_candidates(roots: Roots) -> Iterator[Candidate]:
             if path.suffix.lower() in (".webp", ".jpg", ".jpeg", ".png"):
                 yield Candidate("gnome", _safe(path.stem), base, lambda p=path: _pil_rgb(p))
             elif path.suffix.lower() == ".svg":
-                yield Candidate("gnome", _safe(path.stem), base, lambda p=path: _svg_rgba(p, BG_LONG_SIDE))
+                yield Candidate(
+                    "gnome", _safe(path.stem), base, lambda p=path: _svg_rgba(p, BG_LONG_SIDE)
+                )
     if roots.desktop_base.is_dir():
         for theme in sorted(roots.desktop_base.glob("*-theme")):
             images = sorted((theme / "wallpaper" / "contents" / "images").glob("*.svg"))
@@ -291,9 +329,14 @@ def _write_jpg(path: Path, rgb: np.ndarray, quality: int) -> None:
     tmp.replace(path)
 
 
-def _materialise(candidates: Iterator[Candidate], folder: Path, ext: str,
-                 prepare: Callable[[np.ndarray], np.ndarray | None], write: Callable[[Path, np.ndarray], None],
-                 rejected: set[str]) -> dict[str, int]:
+def _materialise(
+    candidates: Iterator[Candidate],
+    folder: Path,
+    ext: str,
+    prepare: Callable[[np.ndarray], np.ndarray | None],
+    write: Callable[[Path, np.ndarray], None],
+    rejected: set[str],
+) -> dict[str, int]:
     """Write each candidate once to folder/<split>/; returns counts of new, kept and skipped."""
     stats = {"new": 0, "kept": 0, "rejected": 0}
     for cand in candidates:
@@ -321,7 +364,9 @@ def _materialise(candidates: Iterator[Candidate], folder: Path, ext: str,
     return stats
 
 
-def build_eval_sets(cache: Path, seed: int, counts: dict[str, int], force: bool = False) -> dict[str, int]:
+def build_eval_sets(
+    cache: Path, seed: int, counts: dict[str, int], force: bool = False
+) -> dict[str, int]:
     """Held-out composites from val foregrounds and backgrounds only, written once."""
     from .datasets import _random_hw, compose_scene
     from .library import Library
@@ -338,7 +383,11 @@ def build_eval_sets(cache: Path, seed: int, counts: dict[str, int], force: bool 
                 continue
             rng = np.random.default_rng([seed, 7919, set_index, i])
             h, w = _random_hw(rng, EVAL_LONG_SIDE)
-            n = int(rng.choice([1, 2], p=[0.75, 0.25]) if name == "studio" else rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+            n = int(
+                rng.choice([1, 2], p=[0.75, 0.25])
+                if name == "studio"
+                else rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])
+            )
             style = "studio" if name == "studio" else "cluttered"
             scene = compose_scene(rng, lib, h, w, style, n_objects=n, main_frac=(0.5, 0.9))
             alpha_u8 = (scene.alpha * 255 + 0.5).astype(np.uint8)
@@ -372,10 +421,18 @@ def build(cache: Path = DEFAULT_CACHE, seed: int = 0, roots: Roots | None = None
     start = time.perf_counter()
     cache.mkdir(parents=True, exist_ok=True)
     rejected_path = cache / "rejected.json"
-    rejected: set[str] = set(json.loads(rejected_path.read_text())) if rejected_path.exists() else set()
+    rejected: set[str] = (
+        set(json.loads(rejected_path.read_text())) if rejected_path.exists() else set()
+    )
 
-    fg_stats = _materialise(foreground_candidates(roots, seed, openclipart_count), cache / "fg", "png",
-                            prepare_foreground, _write_png, rejected)
+    fg_stats = _materialise(
+        foreground_candidates(roots, seed, openclipart_count),
+        cache / "fg",
+        "png",
+        prepare_foreground,
+        _write_png,
+        rejected,
+    )
     bg_stats = _materialise(background_candidates(roots), cache / "bg", "jpg", prepare_background,
                             lambda p, rgb: _write_jpg(p, rgb, 90), rejected)
     rejected_path.write_text(json.dumps(sorted(rejected), indent=0))
@@ -384,7 +441,9 @@ def build(cache: Path = DEFAULT_CACHE, seed: int = 0, roots: Roots | None = None
     sources: dict[str, object] = {}
     for name, (kind, origin, licence, copyright_file) in SOURCES.items():
         folder = cache / ("fg" if kind == "foreground" else "bg")
-        counts = {split: len(list((folder / split).glob(f"{name}__*"))) for split in ("train", "val")}
+        counts = {
+            split: len(list((folder / split).glob(f"{name}__*"))) for split in ("train", "val")
+        }
         entry: dict[str, object] = {"kind": kind, "origin": origin, "licence": licence,
                                     "copyright": copyright_file, "counts": counts}
         if name in DEBIAN_PACKAGE:
@@ -401,14 +460,21 @@ def build(cache: Path = DEFAULT_CACHE, seed: int = 0, roots: Roots | None = None
         "split_rule": "sha1('<source>/<object group>') % 100 < val_percent -> val",
         "sources": sources,
         "ccp": ccp,
-        "synthetic": "studio backgrounds (flat, gradients, vignettes, wall-to-floor sweeps, contact "
-                     "and drop shadows, floor reflections) and procedural objects, generated on the fly",
-        "eval": {"counts": eval_written, "long_side": EVAL_LONG_SIDE,
-                 "from": "val foregrounds and val backgrounds only; JPEG q95 image + 8-bit PNG alpha"},
+        "synthetic": "studio backgrounds (flat, gradients, vignettes, wall-to-floor sweeps, "
+        "contact and drop shadows, floor reflections) and procedural objects, generated on the "
+        "fly",
+        "eval": {
+            "counts": eval_written,
+            "long_side": EVAL_LONG_SIDE,
+            "from": "val foregrounds and val backgrounds only; JPEG q95 image + 8-bit PNG alpha",
+        },
         "bytes": {"fg": _du(cache / "fg"), "bg": _du(cache / "bg"), "eval": _du(cache / "eval")},
         "undone": UNDONE,
-        "last_run": {"foregrounds": fg_stats, "backgrounds": bg_stats,
-                     "seconds": round(time.perf_counter() - start, 1)},
+        "last_run": {
+            "foregrounds": fg_stats,
+            "backgrounds": bg_stats,
+            "seconds": round(time.perf_counter() - start, 1),
+        },
     }
     (cache / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -14,7 +14,11 @@ VAL_SIZE = 100
 
 
 def ccp_ids(root: Path = DEFAULT_ROOT) -> list[str]:
-    return sorted(p.stem for p in (root / "image").glob("*.jpg") if (root / "alpha" / f"{p.stem}.png").exists())
+    return sorted(
+        p.stem
+        for p in (root / "image").glob("*.jpg")
+        if (root / "alpha" / f"{p.stem}.png").exists()
+    )
 
 
 def ccp_split(split: str, root: Path = DEFAULT_ROOT) -> list[str]:
@@ -31,5 +35,8 @@ def ccp_split(split: str, root: Path = DEFAULT_ROOT) -> list[str]:
 def load_ccp(item_id: str, root: Path = DEFAULT_ROOT) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 [H,W,3] and mask float32 [H,W] in {0,1}."""
     image = np.asarray(Image.open(root / "image" / f"{item_id}.jpg").convert("RGB"))
-    mask = np.asarray(Image.open(root / "alpha" / f"{item_id}.png").convert("L"), dtype=np.float32) / 255.0
+    mask = (
+        np.asarray(Image.open(root / "alpha" / f"{item_id}.png").convert("L"), dtype=np.float32)
+        / 255.0
+    )
     return image, mask

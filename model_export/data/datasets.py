@@ -92,7 +92,9 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
         frac = rng.uniform(*main_frac) if k == 0 else rng.uniform(0.15, 0.55)
         scale = frac * min(h / oh, w / ow)
         nw, nh = max(2, round(ow * scale)), max(2, round(oh * scale))
-        rgb, alpha = synth.resize_rgba(np.ascontiguousarray(rgb), np.ascontiguousarray(alpha), nw, nh)
+        rgb, alpha = synth.resize_rgba(
+            np.ascontiguousarray(rgb), np.ascontiguousarray(alpha), nw, nh
+        )
         if k == 0 and style == "studio" and rng.random() < 0.7:
             # product shot: centred, standing on the floor line when there is room
             x = (w - nw) // 2 + int(rng.normal(0, 0.05 * w))
@@ -119,7 +121,8 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
 
 
 def _random_hw(rng: Rng, long_side: int) -> tuple[int, int]:
-    """A product-photo aspect ratio (square, 4:3, 3:4, 2:3, 3:2, 16:9...) with the given long side."""
+    """A product-photo aspect ratio (square, 4:3, 3:4, 2:3, 3:2, 16:9...) with the given long
+    side."""
     aspect = float(rng.choice([1.0, 1.0, 4 / 3, 3 / 4, 2 / 3, 3 / 2, 16 / 9, 9 / 16]))
     if aspect >= 1:
         return max(8, round(long_side / aspect)), long_side
@@ -139,7 +142,9 @@ def _trim(rgb: np.ndarray, alpha: np.ndarray) -> Object:
     ys, xs = np.nonzero(alpha > 0.01)
     if len(ys) == 0:
         return rgb, alpha
-    return rgb[ys.min():ys.max() + 1, xs.min():xs.max() + 1], alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return rgb[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], alpha[
+        ys.min() : ys.max() + 1, xs.min() : xs.max() + 1
+    ]
 
 
 class _SeededDataset(Dataset):
@@ -203,7 +208,9 @@ class SegmentationDataset(_SeededDataset):
         return {"image": torch.from_numpy(synth.normalise(image)),
                 "mask": torch.from_numpy(np.clip(mask, 0.0, 1.0)[None].astype(np.float32))}
 
-    def _finish(self, rng: Rng, image: np.ndarray, mask: np.ndarray, letterbox_p: float) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(
+        self, rng: Rng, image: np.ndarray, mask: np.ndarray, letterbox_p: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """To S x S: letterboxed whole view (as the service sees it) or a square crop."""
         S = self.size
         if rng.random() < letterbox_p:
@@ -225,8 +232,12 @@ class SegmentationDataset(_SeededDataset):
         # work at about twice the output size: cheap and enough for every view
         h, w = mask.shape
         s = min(1.0, 2 * self.size / max(h, w))
-        rgb = cv2.resize(np.ascontiguousarray(rgb_u8), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(np.ascontiguousarray(mask), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(
+            np.ascontiguousarray(rgb_u8), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA
+        )
+        mask = cv2.resize(
+            np.ascontiguousarray(mask), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA
+        )
         rgb = synth.colour_jitter(rng, rgb.astype(np.float32) / 255.0)
         mode = rng.random()
         if mode < 0.3:  # the person cut out and pasted on another background
@@ -240,8 +251,13 @@ class SegmentationDataset(_SeededDataset):
             h, w = mask.shape
             ch, cw = int(h * rng.uniform(0.8, 1.0)), int(w * rng.uniform(0.8, 1.0))
             y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            return synth.letterbox(rng, rgb[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw], self.size,
-                                   _pad_fill(rng))
+            return synth.letterbox(
+                rng,
+                rgb[y : y + ch, x : x + cw],
+                mask[y : y + ch, x : x + cw],
+                self.size,
+                _pad_fill(rng),
+            )
         return self._finish(rng, rgb, np.ascontiguousarray(mask), 0.0)
 
     def _real_item(self, rng: Rng) -> RealItem:
@@ -285,7 +301,10 @@ class SegmentationDataset(_SeededDataset):
             if len(idx) == 0:
                 spans.append((len(used), axis, 0, len(used)))
                 continue
-            spans += [(idx[0], axis, 0, idx[0]), (len(used) - idx[-1] - 1, axis, idx[-1] + 1, len(used))]
+            spans += [
+                (idx[0], axis, 0, idx[0]),
+                (len(used) - idx[-1] - 1, axis, idx[-1] + 1, len(used)),
+            ]
         length, axis, start, stop = max(spans)
         if length < 0.3 * scene_mask.shape[axis]:
             return synth.letterbox(rng, rgb, mask, self.size, _pad_fill(rng))
@@ -342,17 +361,23 @@ class MattingDataset(_SeededDataset):
         bg = scene.bg[y:y + S, x:x + S]
         alpha = scene.alpha[y:y + S, x:x + S]
         if rng.random() < 0.2:
-            bg = np.clip(bg + rng.normal(0, rng.uniform(0.005, 0.03), bg.shape), 0, 1).astype(np.float32)
+            bg = np.clip(bg + rng.normal(0, rng.uniform(0.005, 0.03), bg.shape), 0, 1).astype(
+                np.float32
+            )
         if rng.random() < 0.15:
             bg = cv2.GaussianBlur(bg, (0, 0), float(rng.uniform(0.5, 3)))
         if rng.random() < 0.1:
-            fg = np.clip(fg + rng.normal(0, rng.uniform(0.005, 0.02), fg.shape), 0, 1).astype(np.float32)
+            fg = np.clip(fg + rng.normal(0, rng.uniform(0.005, 0.02), fg.shape), 0, 1).astype(
+                np.float32
+            )
         fg = synth.spread_colours(fg, alpha)
         image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
-        return {"image": torch.from_numpy(synth.normalise(image)),
-                "alpha": torch.from_numpy(np.ascontiguousarray(alpha[None], dtype=np.float32)),
-                "fg": torch.from_numpy(np.ascontiguousarray(fg.transpose(2, 0, 1), dtype=np.float32)),
-                "bg": torch.from_numpy(np.ascontiguousarray(bg.transpose(2, 0, 1), dtype=np.float32))}
+        return {
+            "image": torch.from_numpy(synth.normalise(image)),
+            "alpha": torch.from_numpy(np.ascontiguousarray(alpha[None], dtype=np.float32)),
+            "fg": torch.from_numpy(np.ascontiguousarray(fg.transpose(2, 0, 1), dtype=np.float32)),
+            "bg": torch.from_numpy(np.ascontiguousarray(bg.transpose(2, 0, 1), dtype=np.float32)),
+        }
 
     def _window(self, rng: Rng, alpha: np.ndarray) -> tuple[int, int]:
         """Top-left of an S x S crop, centred on a boundary pixel most of the time."""
@@ -403,5 +428,9 @@ def evaluation_sets(cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
         if items:
             sets[name] = items
         else:
-            log.warning("evaluation set %r not built in %s: run `python -m model_export.data build`", name, cache)
+            log.warning(
+                "evaluation set %r not built in %s: run `python -m model_export.data build`",
+                name,
+                cache,
+            )
     return sets

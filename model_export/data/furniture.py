@@ -55,10 +55,18 @@ def iter_models(root: Path = ROOT) -> Iterator[Model]:
                 props.setdefault(m.group(2), {})[m.group(1)] = m.group(3).strip()
         for index in sorted(props, key=int):
             p = props[index]
-            if "model" not in p or p.get("category", "") in SKIP_CATEGORIES or p.get("doorOrWindow") == "true":
+            if (
+                "model" not in p
+                or p.get("category", "") in SKIP_CATEGORIES
+                or p.get("doorOrWindow") == "true"
+            ):
                 continue
-            key = re.sub(r"[^A-Za-z0-9]+", "-", f"{catalog.stem}-{index}-{p.get('name', '')}").strip("-")
-            yield Model(catalog, key, p.get("name", ""), p.get("category", ""), p["model"].lstrip("/"))
+            key = re.sub(
+                r"[^A-Za-z0-9]+", "-", f"{catalog.stem}-{index}-{p.get('name', '')}"
+            ).strip("-")
+            yield Model(
+                catalog, key, p.get("name", ""), p.get("category", ""), p["model"].lstrip("/")
+            )
 
 
 @dataclass
@@ -95,7 +103,9 @@ def _read_mtl(zf: zipfile.ZipFile, path: PurePosixPath) -> dict[str, dict[str, o
     return materials
 
 
-def _texture(zf: zipfile.ZipFile, name: str, cache: dict[str, np.ndarray | None]) -> np.ndarray | None:
+def _texture(
+    zf: zipfile.ZipFile, name: str, cache: dict[str, np.ndarray | None]
+) -> np.ndarray | None:
     if name not in cache:
         try:
             image = Image.open(io.BytesIO(zf.read(name))).convert("RGB")
@@ -165,7 +175,10 @@ def load_mesh(model: Model) -> Mesh | None:
                 if valid.any():
                     th, tw = tex.shape[:2]
                     samples = []
-                    for corner_uv in (uv[idx[valid]].mean(1), *[uv[idx[valid][:, c]] for c in range(3)]):
+                    for corner_uv in (
+                        uv[idx[valid]].mean(1),
+                        *[uv[idx[valid][:, c]] for c in range(3)],
+                    ):
                         x = (np.mod(corner_uv[:, 0], 1.0) * (tw - 1)).astype(int)
                         y = ((1 - np.mod(corner_uv[:, 1], 1.0)) * (th - 1)).astype(int)
                         samples.append(tex[y, x])
@@ -183,8 +196,13 @@ def render(mesh: Mesh, rng: np.random.Generator, size: int = 512, ss: int = 3) -
     v = v / max(float(np.abs(v).max()), 1e-6)
     yaw = np.deg2rad(rng.uniform(-70, 70) + (180 if rng.random() < 0.15 else 0))
     pitch = np.deg2rad(rng.uniform(3, 30))
-    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]], np.float32)
-    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]], np.float32)
+    ry = np.array(
+        [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]], np.float32
+    )
+    rx = np.array(
+        [[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]],
+        np.float32,
+    )
     p = v @ (rx @ ry).T
     distance = rng.uniform(3.0, 6.0)
     depth = distance - p[:, 2]
@@ -198,7 +216,9 @@ def render(mesh: Mesh, rng: np.random.Generator, size: int = 512, ss: int = 3) -
     tri = p[mesh.faces]
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
-    light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(0.3, 1.0), rng.uniform(0.4, 1.0)], np.float32)
+    light = np.array(
+        [rng.uniform(-0.7, 0.7), rng.uniform(0.3, 1.0), rng.uniform(0.4, 1.0)], np.float32
+    )
     light /= np.linalg.norm(light)
     ambient = rng.uniform(0.3, 0.55)
     lambert = np.abs(normals @ light)
@@ -213,9 +233,13 @@ def render(mesh: Mesh, rng: np.random.Generator, size: int = 512, ss: int = 3) -
     points = np.round(pix[mesh.faces] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
     for k in order:
         c = colours[k]
-        cv2.fillConvexPoly(canvas, points[k], (float(c[0]), float(c[1]), float(c[2]), 1.0), cv2.LINE_8, 2)
+        cv2.fillConvexPoly(
+            canvas, points[k], (float(c[0]), float(c[1]), float(c[2]), 1.0), cv2.LINE_8, 2
+        )
     small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     alpha = np.clip(small[..., 3], 0, 1)
-    rgb = small[..., :3] / np.maximum(alpha[..., None], 1e-4)  # colour was drawn unpremultiplied on 0
+    rgb = small[..., :3] / np.maximum(
+        alpha[..., None], 1e-4
+    )  # colour was drawn unpremultiplied on 0
     rgb = np.clip(rgb, 0, 1) ** rng.uniform(0.85, 1.1)
     return (np.dstack([rgb, alpha]) * 255 + 0.5).astype(np.uint8)

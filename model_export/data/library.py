@@ -68,7 +68,9 @@ class Library:
         for path in sorted((self.cache / "fg" / split).glob("*.png")):
             self.fg[path.name.split("__", 1)[0]].append(path)
         self.bg: list[Path] = sorted((self.cache / "bg" / split).glob("*.jpg"))
-        sources = [s for s in self.fg if s in FG_WEIGHTS] + [s for s in self.fg if s not in FG_WEIGHTS]
+        sources = [s for s in self.fg if s in FG_WEIGHTS] + [
+            s for s in self.fg if s not in FG_WEIGHTS
+        ]
         if procedural or not sources:
             sources.append("procedural")
         weights = np.array([FG_WEIGHTS.get(s, 0.05) for s in sources], np.float64)

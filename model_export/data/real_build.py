@@ -46,8 +46,10 @@ MANIFEST_COLUMNS = ("id", "source_repo", "commit", "src_image_path", "src_mask_p
                     "licence", "subject")
 BOX_COLUMNS = ("id", "source_repo", "commit", "src_image_path", "src_label_path", "boxes_xyxy",
                "licence", "subject")
-GT_KIND = {"yolov8-seg": "binary (union of hand-drawn instance polygons, Roboflow YOLOv8-seg export)",
-           "coco-seg": "binary (union of hand-drawn instance polygons, Roboflow COCO-seg export)"}
+GT_KIND = {
+    "yolov8-seg": "binary (union of hand-drawn instance polygons, Roboflow YOLOv8-seg export)",
+    "coco-seg": "binary (union of hand-drawn instance polygons, Roboflow COCO-seg export)",
+}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Roboflow names every exported copy <stem>_<ext>.rf.<hash>.<ext>; augmented copies share the stem.
 _RF_NAME = re.compile(r"^(?P<stem>.+?)_(?:jpe?g|png|webp|bmp|JPE?G|PNG)\.rf\.[0-9a-fA-F]+$")
@@ -65,23 +67,35 @@ class Source:
     images: tuple[str, ...]
     classes: tuple[str, ...] | None = None  # None: every class
     data_yaml: str | None = None  # class names for yolo formats
-    label_dirs: tuple[tuple[str, str], ...] = (("images", "labels"),)  # ("", ""): label beside image
+    label_dirs: tuple[tuple[str, str], ...] = (
+        ("images", "labels"),
+    )  # ("", ""): label beside image
     notes: str = ""
 
     @classmethod
     def from_json(cls, entry: dict) -> Source:
         if entry["format"] not in FORMATS:
-            raise ValueError(f"source {entry['name']!r}: format {entry['format']!r} is not one of {FORMATS}")
+            raise ValueError(
+                f"source {entry['name']!r}: format {entry['format']!r} is not one of {FORMATS}"
+            )
         if not re.fullmatch(r"[a-z0-9]+", entry["name"]):
             raise ValueError(f"source name {entry['name']!r} must be [a-z0-9]+")
         if not re.fullmatch(r"[0-9a-f]{40}", entry["commit"]):
             raise ValueError(f"source {entry['name']!r}: commit must be 40 hex digits")
         classes = entry.get("classes", "all")
-        return cls(name=entry["name"], repo=entry["repo"], commit=entry["commit"], licence=entry["licence"],
-                   subject=entry["subject"], format=entry["format"], images=tuple(entry["images"]),
-                   classes=None if classes == "all" else tuple(classes), data_yaml=entry.get("data_yaml"),
-                   label_dirs=tuple(tuple(p) for p in entry.get("label_dirs", [["images", "labels"]])),
-                   notes=entry.get("notes", ""))
+        return cls(
+            name=entry["name"],
+            repo=entry["repo"],
+            commit=entry["commit"],
+            licence=entry["licence"],
+            subject=entry["subject"],
+            format=entry["format"],
+            images=tuple(entry["images"]),
+            classes=None if classes == "all" else tuple(classes),
+            data_yaml=entry.get("data_yaml"),
+            label_dirs=tuple(tuple(p) for p in entry.get("label_dirs", [["images", "labels"]])),
+            notes=entry.get("notes", ""),
+        )
 
 
 def load_sources(path: Path = DEFAULT_SOURCES) -> list[Source]:
@@ -101,8 +115,11 @@ class GitTree:
                                capture_output=True, text=True, check=False)
         if probe.stdout.strip() != "commit":
             raise LookupError(f"commit {commit} is not in {git_dir}")
-        out = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "--name-only", commit],
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "--name-only", commit],
+            capture_output=True,
+            check=True,
+        ).stdout
         self.paths = [p.decode() for p in out.split(b"\0") if p]
         self._set = set(self.paths)
         self.by_name: dict[str, list[str]] = {}
@@ -175,7 +192,8 @@ def _split_rank(path: str) -> int:
 
 def pick_copies(paths: list[str], noise: Callable[[str], float] | None = None) -> dict[str, str]:
     """One path per Roboflow stem: a valid/test copy (unaugmented) when there is one; among train
-    copies only, the least noisy (Roboflow's salt-and-pepper and blur augmentations), else the first."""
+    copies only, the least noisy (Roboflow's salt-and-pepper and blur augmentations), else the
+    first."""
     groups: dict[str, list[str]] = {}
     for path in sorted(paths, key=lambda p: (_split_rank(p), p)):
         groups.setdefault(roboflow_stem(path), []).append(path)
@@ -202,7 +220,8 @@ def impulse_fraction(data: bytes) -> float:
 
 
 def repair_impulses(image: np.ndarray) -> np.ndarray:
-    """Salt-and-pepper pixels replaced by their 3x3 median; photos without the noise are untouched."""
+    """Salt-and-pepper pixels replaced by their 3x3 median; photos without the noise are
+    untouched."""
     jumps = _jumps(image)
     if np.mean(jumps > IMPULSE_JUMP) <= IMPULSE_REPAIR:
         return image
@@ -223,10 +242,14 @@ def _kept_ids(names: list[str] | None, source: Source) -> set[int] | None:
     if source.classes is None:
         return None
     if names is None:
-        raise ValueError(f"source {source.name!r} keeps classes {source.classes} but names no data_yaml")
+        raise ValueError(
+            f"source {source.name!r} keeps classes {source.classes} but names no data_yaml"
+        )
     missing = set(source.classes) - set(names)
     if missing:
-        raise ValueError(f"source {source.name!r}: classes {sorted(missing)} not in {source.data_yaml}")
+        raise ValueError(
+            f"source {source.name!r}: classes {sorted(missing)} not in {source.data_yaml}"
+        )
     return {i for i, n in enumerate(names) if n in source.classes}
 
 
@@ -239,12 +262,19 @@ def _label_path(image_path: str, label_dirs: tuple[tuple[str, str], ...]) -> str
             if parts[k] == images:
                 parts[k] = labels
                 return str(PurePosixPath(*parts))
-    raise ValueError(f"{image_path}: no folder named {[i for i, _ in label_dirs]} to find its label in")
+    raise ValueError(
+        f"{image_path}: no folder named {[i for i, _ in label_dirs]} to find its label in"
+    )
 
 
 def _yolo_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]) -> Iterator[Item]:
     kept = _kept_ids(_class_names(tree, source), source)
-    images = [p for pattern in source.images for p in tree.glob(pattern) if p.lower().endswith(IMAGE_SUFFIXES)]
+    images = [
+        p
+        for pattern in source.images
+        for p in tree.glob(pattern)
+        if p.lower().endswith(IMAGE_SUFFIXES)
+    ]
     for stem, path in sorted(pick_copies(images, lambda p: impulse_fraction(tree.read(p))).items()):
         item = Item(stem, path, _label_path(path, source.label_dirs))
         if item.label_path not in tree:
@@ -264,7 +294,9 @@ def _yolo_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
                     item.unusable = "a box among the polygons"
                     break
                 cx, cy, bw, bh = coords
-                item.boxes.append(((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h))
+                item.boxes.append(
+                    ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+                )
             elif len(coords) >= 6 and len(coords) % 2 == 0:
                 polygon = coords.reshape(-1, 2) * (w, h)
                 item.polygons.append(polygon)
@@ -290,7 +322,9 @@ def _coco_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
                 path = _beside(tree, folder, img["file_name"])
                 records.append((path, ann_path, img, by_image.get(img["id"], []), cats))
     by_path = {r[0]: r for r in records}
-    for stem, path in sorted(pick_copies(list(by_path), lambda p: impulse_fraction(tree.read(p))).items()):
+    for stem, path in sorted(
+        pick_copies(list(by_path), lambda p: impulse_fraction(tree.read(p))).items()
+    ):
         _, ann_path, img, anns, cats = by_path[path]
         item = Item(stem, path, ann_path)
         if path not in tree:
@@ -305,12 +339,15 @@ def _coco_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
             if not isinstance(seg, list) or not seg:
                 item.unusable = "an instance without polygons (RLE or box only)"
                 break
-            item.polygons.extend(np.asarray(p, np.float64).reshape(-1, 2) for p in seg if len(p) >= 6)
+            item.polygons.extend(
+                np.asarray(p, np.float64).reshape(-1, 2) for p in seg if len(p) >= 6
+            )
         yield item
 
 
 def _beside(tree: GitTree, folder: PurePosixPath, name: str) -> str:
-    """The image a COCO file names: beside it, or in a split folder under it (some exports move them)."""
+    """The image a COCO file names: beside it, or in a split folder under it (some exports move
+    them)."""
     here = str(folder / name)
     if here in tree:
         return here
@@ -369,9 +406,14 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
                   previous: dict[str, str]) -> SourceReport:
     report = SourceReport(source.name, source.format)
     sizes: dict[str, tuple[int, int]] = {}
-    items = list(_coco_items(tree, source, sizes) if source.format == "coco-seg" else _yolo_items(tree, source, sizes))
+    items = list(
+        _coco_items(tree, source, sizes)
+        if source.format == "coco-seg"
+        else _yolo_items(tree, source, sizes)
+    )
     report.stems = len(items)
-    for number, item in enumerate(items, 1):  # numbered over every stem so ids stay put when one drops
+    # Numbered over every stem so ids stay put when one drops.
+    for number, item in enumerate(items, 1):
         item_id = f"{source.name}_{number:04d}"
         if item.unusable:
             report.drop(item.unusable)
@@ -389,9 +431,18 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
             report.drop(why)
             continue
         report.kept += 1
-        rows.append({"id": item_id, "source_repo": source.repo, "commit": source.commit,
-                     "src_image_path": item.image_path, "src_mask_path": item.label_path,
-                     "gt_kind": GT_KIND[source.format], "licence": source.licence, "subject": source.subject})
+        rows.append(
+            {
+                "id": item_id,
+                "source_repo": source.repo,
+                "commit": source.commit,
+                "src_image_path": item.image_path,
+                "src_mask_path": item.label_path,
+                "gt_kind": GT_KIND[source.format],
+                "licence": source.licence,
+                "subject": source.subject,
+            }
+        )
     return report
 
 
@@ -400,8 +451,14 @@ def _decode(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _write_pair(tree: GitTree, item: Item, item_id: str, out: Path, sizes: dict[str, tuple[int, int]],
-                reuse: bool) -> str:
+def _write_pair(
+    tree: GitTree,
+    item: Item,
+    item_id: str,
+    out: Path,
+    sizes: dict[str, tuple[int, int]],
+    reuse: bool,
+) -> str:
     image_file, mask_file = out / "image" / f"{item_id}.jpg", out / "mask" / f"{item_id}.png"
     w, h = sizes.get(item.image_path) or _image_size(tree.read(item.image_path))
     mask = rasterise(item.polygons, w, h)
@@ -421,7 +478,9 @@ def _write_pair(tree: GitTree, item: Item, item_id: str, out: Path, sizes: dict[
     return ""
 
 
-def _write_boxes(tree: GitTree, source: Source, item: Item, item_id: str, out: Path, box_rows: list[dict]) -> bool:
+def _write_boxes(
+    tree: GitTree, source: Source, item: Item, item_id: str, out: Path, box_rows: list[dict]
+) -> bool:
     if not item.boxes:
         return False
     image = _decode(tree.read(item.image_path))
@@ -430,14 +489,25 @@ def _write_boxes(tree: GitTree, source: Source, item: Item, item_id: str, out: P
     if not image_file.exists():
         Image.fromarray(image).save(image_file, quality=JPEG_QUALITY)
     boxes = ";".join(",".join(f"{v * scale:.1f}" for v in box) for box in item.boxes)
-    box_rows.append({"id": item_id, "source_repo": source.repo, "commit": source.commit,
-                     "src_image_path": item.image_path, "src_label_path": item.label_path, "boxes_xyxy": boxes,
-                     "licence": source.licence, "subject": source.subject})
+    box_rows.append(
+        {
+            "id": item_id,
+            "source_repo": source.repo,
+            "commit": source.commit,
+            "src_image_path": item.image_path,
+            "src_label_path": item.label_path,
+            "boxes_xyxy": boxes,
+            "licence": source.licence,
+            "subject": source.subject,
+        }
+    )
     return True
 
 
 def _write_tsv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    lines = ["\t".join(columns)] + ["\t".join(str(r[c]).replace("\t", " ") for c in columns) for r in rows]
+    lines = ["\t".join(columns)] + [
+        "\t".join(str(r[c]).replace("\t", " ") for c in columns) for r in rows
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -447,7 +517,7 @@ def _previous_sources(manifest: Path) -> dict[str, str]:
         return {}
     header, *lines = manifest.read_text().splitlines()
     cols = header.split("\t")
-    rows = [dict(zip(cols, line.split("\t"))) for line in lines]
+    rows = [dict(zip(cols, line.split("\t"), strict=True)) for line in lines]
     return {r["id"]: f"{r['commit']}:{r['src_image_path']}" for r in rows}
 
 
@@ -458,7 +528,9 @@ def _remove_stale(folder: Path, keep: set[str]) -> int:
     return len(stale)
 
 
-def build_real(mirrors: Path, out: Path = DEFAULT_OUT, sources_file: Path = DEFAULT_SOURCES) -> list[SourceReport]:
+def build_real(
+    mirrors: Path, out: Path = DEFAULT_OUT, sources_file: Path = DEFAULT_SOURCES
+) -> list[SourceReport]:
     sources = load_sources(sources_file)
     for sub in ("image", "mask"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -471,7 +543,13 @@ def build_real(mirrors: Path, out: Path = DEFAULT_OUT, sources_file: Path = DEFA
     for source in sources:
         with GitTree(find_git_dir(mirrors, source.repo), source.commit) as tree:
             report = _build_source(tree, source, out, rows, box_rows, previous)
-        log.info("%s: %d stems -> %d kept, dropped %s", source.name, report.stems, report.kept, report.dropped)
+        log.info(
+            "%s: %d stems -> %d kept, dropped %s",
+            source.name,
+            report.stems,
+            report.kept,
+            report.dropped,
+        )
         reports.append(report)
     pair_ids = {r["id"] for r in rows}
     _remove_stale(out / "image", pair_ids)

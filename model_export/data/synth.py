@@ -16,9 +16,13 @@ Rng = np.random.Generator
 def random_colour(rng: Rng, kind: str = "any") -> np.ndarray:
     """An RGB colour: 'white', 'grey' (light grey), 'pastel', 'dark' or 'any'."""
     if kind == "white":
-        return np.full(3, rng.uniform(0.92, 1.0), np.float32) - rng.uniform(0, 0.02, 3).astype(np.float32)
+        return np.full(3, rng.uniform(0.92, 1.0), np.float32) - rng.uniform(0, 0.02, 3).astype(
+            np.float32
+        )
     if kind == "grey":
-        return np.full(3, rng.uniform(0.72, 0.92), np.float32) + rng.uniform(-0.015, 0.015, 3).astype(np.float32)
+        return np.full(3, rng.uniform(0.72, 0.92), np.float32) + rng.uniform(
+            -0.015, 0.015, 3
+        ).astype(np.float32)
     hsv = np.array([[[rng.uniform(0, 360), 0.0, 0.0]]], np.float32)
     if kind == "pastel":
         hsv[..., 1], hsv[..., 2] = rng.uniform(0.08, 0.35), rng.uniform(0.8, 1.0)
@@ -77,13 +81,30 @@ def synthetic_clutter(rng: Rng, h: int, w: int) -> np.ndarray:
         if kind == 0:
             cv2.rectangle(img, (x, y), (x + size, y + int(rng.integers(4, size + 5))), colour, -1)
         elif kind == 1:
-            cv2.ellipse(img, (x, y), (size, int(rng.integers(2, size + 3))), float(rng.uniform(0, 180)),
-                        0, 360, colour, -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (x, y),
+                (size, int(rng.integers(2, size + 3))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                colour,
+                -1,
+                cv2.LINE_AA,
+            )
         elif kind == 2:
-            cv2.line(img, (x, y), (int(rng.integers(0, small_w)), int(rng.integers(0, small_h))), colour,
-                     int(rng.integers(1, 6)), cv2.LINE_AA)
+            cv2.line(
+                img,
+                (x, y),
+                (int(rng.integers(0, small_w)), int(rng.integers(0, small_h))),
+                colour,
+                int(rng.integers(1, 6)),
+                cv2.LINE_AA,
+            )
         else:
-            pts = rng.integers(0, [small_w, small_h], size=(int(rng.integers(3, 7)), 2)).astype(np.int32)
+            pts = rng.integers(0, [small_w, small_h], size=(int(rng.integers(3, 7)), 2)).astype(
+                np.int32
+            )
             cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
     noise = rng.normal(0, 1, (max(2, small_h // 16), max(2, small_w // 16), 3)).astype(np.float32)
     img += 0.08 * cv2.resize(noise, (small_w, small_h), interpolation=cv2.INTER_CUBIC)
@@ -176,7 +197,9 @@ def colour_jitter(rng: Rng, rgb: np.ndarray, strength: float = 1.0) -> np.ndarra
 
 # --------------------------------------------------------------------------- compositing
 
-def resize_rgba(rgb: np.ndarray, alpha: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def resize_rgba(
+    rgb: np.ndarray, alpha: np.ndarray, w: int, h: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Resize a foreground in premultiplied space (no dark or coloured fringes)."""
     w, h = max(1, w), max(1, h)
     interp = cv2.INTER_AREA if w < alpha.shape[1] else cv2.INTER_LINEAR
@@ -261,7 +284,9 @@ def add_reflection(rng: Rng, bg: np.ndarray, layer: Layer) -> np.ndarray:
     length = min(H - y1, y1 - y0)
     pre = layer.pre[y1 - length:y1, x0:x1][::-1]
     a = layer.alpha[y1 - length:y1, x0:x1][::-1]
-    fade = np.linspace(rng.uniform(0.15, 0.45), 0.0, length, dtype=np.float32)[:, None] ** rng.uniform(1, 2)
+    fade = np.linspace(rng.uniform(0.15, 0.45), 0.0, length, dtype=np.float32)[
+        :, None
+    ] ** rng.uniform(1, 2)
     a = a * fade
     region = bg[y1:y1 + length, x0:x1]
     colour = pre / np.maximum(layer.alpha[y1 - length:y1, x0:x1][::-1, :, None], 1e-4)
@@ -303,9 +328,14 @@ def degrade(rng: Rng, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.5)))
     if rng.random() < 0.3 * strength:  # resizing artefacts: down then up with a random kernel
         f = rng.uniform(0.4, 0.85)
-        small = cv2.resize(out, (max(8, int(w * f)), max(8, int(h * f))),
-                           interpolation=int(rng.choice([cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_NEAREST])))
-        out = cv2.resize(small, (w, h), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC])))
+        small = cv2.resize(
+            out,
+            (max(8, int(w * f)), max(8, int(h * f))),
+            interpolation=int(rng.choice([cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_NEAREST])),
+        )
+        out = cv2.resize(
+            small, (w, h), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
+        )
     if rng.random() < 0.3 * strength:
         out = out + rng.normal(0, rng.uniform(0.005, 0.04), out.shape).astype(np.float32)
     out = np.clip(out, 0, 1)
@@ -347,4 +377,6 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 def normalise(img: np.ndarray) -> np.ndarray:
     """[H,W,3] float RGB in [0,1] -> [3,H,W] ImageNet-normalised."""
-    return np.ascontiguousarray(((img - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1), dtype=np.float32)
+    return np.ascontiguousarray(
+        ((img - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1), dtype=np.float32
+    )

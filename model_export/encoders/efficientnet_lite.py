@@ -35,7 +35,8 @@ BatchNorm = partial(nn.BatchNorm2d, eps=1e-3)
 
 
 class MBConv(nn.Module):
-    """Inverted residual without squeeze-and-excitation: 1x1 expand, k x k depthwise, 1x1 project."""
+    """Inverted residual without squeeze-and-excitation: 1x1 expand, k x k depthwise, 1x1
+    project."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
                  expansion: int, dilation: int) -> None:

@@ -86,7 +86,9 @@ class MobileNetV2Encoder(nn.Module):
                 self.attention.append(AttentionModule(channels))
                 self.skip_channels.append(channels)
             blocks = [InvertedResidual(channels, out_channels, expansion)]
-            blocks += [InvertedResidual(out_channels, out_channels, expansion) for _ in range(repeats - 1)]
+            blocks += [
+                InvertedResidual(out_channels, out_channels, expansion) for _ in range(repeats - 1)
+            ]
             self.stages.append(nn.Sequential(*blocks))
             self.downsample_before.append(downsample)
             channels = out_channels
@@ -98,7 +100,7 @@ class MobileNetV2Encoder(nn.Module):
         decoder_logits: list[torch.Tensor] = []
         attention_modules = iter(self.attention)
         x = self._down(x, next(attention_modules), skips, decoder_logits)
-        for stage, downsample in zip(self.stages, self.downsample_before):
+        for stage, downsample in zip(self.stages, self.downsample_before, strict=True):
             if downsample:
                 x = self._down(x, next(attention_modules), skips, decoder_logits)
             x = stage(x)

@@ -13,7 +13,12 @@ from ..layers import ConvNormAct
 from .stride import check_output_stride, stride_or_dilation
 
 # (channels, blocks, stride) per stage: ResNet-18.
-RESNET18_STAGES: tuple[tuple[int, int, int], ...] = ((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2))
+RESNET18_STAGES: tuple[tuple[int, int, int], ...] = (
+    (64, 2, 1),
+    (128, 2, 2),
+    (256, 2, 2),
+    (512, 2, 2),
+)
 
 
 class BasicBlock(nn.Module):
@@ -49,7 +54,9 @@ class ResNetEncoder(nn.Module):
             stride, dilation, stride_so_far = stride_or_dilation(stride, stride_so_far,
                                                                  output_stride, dilation)
             layers = [BasicBlock(channels, out_channels, stride, dilation)]
-            layers += [BasicBlock(out_channels, out_channels, 1, dilation) for _ in range(blocks - 1)]
+            layers += [
+                BasicBlock(out_channels, out_channels, 1, dilation) for _ in range(blocks - 1)
+            ]
             self.stages.append(nn.Sequential(*layers))
             channels = out_channels
         self.out_channels = [64] + [s[0] for s in stages]

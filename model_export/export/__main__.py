@@ -28,8 +28,14 @@ def _training_record(state: dict, stage: str) -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--segmenter", type=Path, help="segmentation training checkpoint, travel folder or exported graph")
-    parser.add_argument("--matting", type=Path, help="matting training checkpoint, travel folder or exported graph")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        help="segmentation training checkpoint, travel folder or exported graph",
+    )
+    parser.add_argument(
+        "--matting", type=Path, help="matting training checkpoint, travel folder or exported graph"
+    )
     parser.add_argument("--random", action="store_true", help="export untrained weights")
     parser.add_argument("--version", default="dev")
     parser.add_argument("--weights-dtype", choices=["float16", "float32"], default="float16",
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if not (args.segmenter and args.matting):
             parser.error("--segmenter and --matting checkpoints are required (or --random)")
-        segmenter, seg_config, seg_state = load_trained(args.segmenter, build_segmenter, SegmenterConfig)
+        segmenter, seg_config, seg_state = load_trained(
+            args.segmenter, build_segmenter, SegmenterConfig
+        )
         matting, mat_config, mat_state = load_trained(args.matting, build_matting, MattingConfig)
         extra["training"] = {
             "segmenter": _training_record(seg_state, "segmenter"),

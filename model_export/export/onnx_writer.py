@@ -52,7 +52,9 @@ class _Probability(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
-def export_graph(module: nn.Module, spec: GraphSpec, path: Path, sample_hw: tuple[int, int] = (320, 256)) -> Path:
+def export_graph(
+    module: nn.Module, spec: GraphSpec, path: Path, sample_hw: tuple[int, int] = (320, 256)
+) -> Path:
     module = module.eval()
     sample = torch.rand(1, spec.channels, *sample_hw)
     with warnings.catch_warnings():

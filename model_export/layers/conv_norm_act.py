@@ -32,7 +32,9 @@ class ConvNormAct(nn.Sequential):
         if norm_layer is not None:
             layers.append(norm_layer(out_channels))
         if act_layer is not None:
-            layers.append(act_layer(inplace=True) if act_layer in (nn.ReLU, nn.ReLU6) else act_layer())
+            layers.append(
+                act_layer(inplace=True) if act_layer in (nn.ReLU, nn.ReLU6) else act_layer()
+            )
         super().__init__(*layers)
 
 

@@ -80,7 +80,10 @@ class EDTrimap(nn.Module):
         unsure_band: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
-        if unsure_band is not None and not 0.0 <= unsure_band[0] < threshold < unsure_band[1] <= 1.0:
+        if (
+            unsure_band is not None
+            and not 0.0 <= unsure_band[0] < threshold < unsure_band[1] <= 1.0
+        ):
             raise ValueError(f"unsure_band must straddle the threshold {threshold}: {unsure_band}")
         self.unsure_band = unsure_band
         self.erode_rate = erode_rate

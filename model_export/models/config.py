@@ -57,4 +57,6 @@ def build_trimap(config: TrimapConfig) -> EDTrimap:
 
 
 def build_matting(config: MattingConfig) -> AttentionMattingNet:
-    return AttentionMattingNet(config.width_mult, config.decoder_channels, config.bottleneck_channels)
+    return AttentionMattingNet(
+        config.width_mult, config.decoder_channels, config.bottleneck_channels
+    )

@@ -37,12 +37,13 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3PlusDecoder(nn.Module):
-    """ASPP on the deepest map, fused with the stride-4 map, output at stride 4."""
+    """ASPP on the deepest map, fused with the stride-4 map, output at stride 4. The ASPP output
+    is resized to the stride-4 map's size, so any encoder output stride (8, 16, 32) fits
+    without being told."""
 
     def __init__(
         self,
         encoder_channels: list[int],
-        output_stride: int,
         channels: int = 128,
         low_level_channels: int = 48,
         rates: tuple[int, ...] = (3, 6, 9),
@@ -86,7 +87,7 @@ class DeepLabV3Plus(nn.Module):
             raise ValueError(f"unknown encoder {encoder!r}: one of {sorted(SEGMENTATION_ENCODERS)}")
         self.encoder = SEGMENTATION_ENCODERS[encoder](output_stride)
         self.decoder = DeepLabV3PlusDecoder(
-            self.encoder.out_channels, output_stride, decoder_channels, rates=atrous_rates
+            self.encoder.out_channels, decoder_channels, rates=atrous_rates
         )
         self.head = SegmentationHead(decoder_channels)
 

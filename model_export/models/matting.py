@@ -24,18 +24,22 @@ class DecoderStage(nn.Module):
         self.unpool = AttentionUnpool()
         self.fuse = SeparableConvNormAct(2 * skip_channels, out_channels, 5)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, decoder_logits: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor, decoder_logits: torch.Tensor
+    ) -> torch.Tensor:
         x = self.unpool(self.project(x), decoder_logits)
         return self.fuse(torch.cat([x, skip], dim=1))
 
 
 class MattingDecoder(nn.Module):
-    def __init__(self, bottleneck_channels: int, skip_channels: list[int], channels: list[int]) -> None:
+    def __init__(
+        self, bottleneck_channels: int, skip_channels: list[int], channels: list[int]
+    ) -> None:
         super().__init__()
         # Deepest stage first.
         stages = []
         in_channels = bottleneck_channels
-        for skip, out in zip(reversed(skip_channels), channels):
+        for skip, out in zip(reversed(skip_channels), channels, strict=True):
             stages.append(DecoderStage(in_channels, skip, out))
             in_channels = out
         self.stages = nn.ModuleList(stages)
@@ -44,7 +48,9 @@ class MattingDecoder(nn.Module):
     def forward(self, bottleneck: torch.Tensor, skips: list[torch.Tensor],
                 decoder_logits: list[torch.Tensor]) -> torch.Tensor:
         x = bottleneck
-        for stage, skip, logits in zip(self.stages, reversed(skips), reversed(decoder_logits)):
+        for stage, skip, logits in zip(
+            self.stages, reversed(skips), reversed(decoder_logits), strict=True
+        ):
             x = stage(x, skip, logits)
         return x
 

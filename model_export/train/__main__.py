@@ -18,11 +18,17 @@ PAIRS = ("trimap_rate_range", "unsure_band")
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("task", choices=["seg", "matting"])
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--encoder", choices=get_args(SegmenterConfig.model_fields["encoder"].annotation),
-                        default=None, help="seg: the segmenter's encoder (default resnet18, the paper's)")
+    parser.add_argument(
+        "--encoder",
+        choices=get_args(SegmenterConfig.model_fields["encoder"].annotation),
+        default=None,
+        help="seg: the segmenter's encoder (default resnet18, the paper's)",
+    )
     for name, field in TrainConfig.model_fields.items():
         if name in ("task", "run_dir", "segmenter", "matting"):
             continue
@@ -41,7 +47,11 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         if field.annotation is bool:
             parser.add_argument(flag, action="store_true", default=None, help=field.description)
             continue
-        kind = Path if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter") else field.annotation
+        kind = (
+            Path
+            if name in ("data_cache", "ccp_root", "init_weights", "trimap_segmenter")
+            else field.annotation
+        )
         parser.add_argument(flag, type=kind, default=None,
                             help=field.description)
     args = parser.parse_args(argv)

@@ -29,7 +29,11 @@ def _downscale(src: Path, dst: Path, long_side: int, quality: int = 85) -> None:
         image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                            interpolation=cv2.INTER_AREA)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if dst.suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, quality]
+        if dst.suffix == ".jpg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    )
     cv2.imwrite(str(dst), image, params)
 
 
@@ -55,8 +59,16 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
         shutil.rmtree(out)
     rng = random.Random(seed)
     for item in ccp_ids(ccp_root):
-        _downscale(ccp_root / "image" / f"{item}.jpg", out / "ccp_fashion" / "image" / f"{item}.jpg", ccp_side)
-        _downscale(ccp_root / "alpha" / f"{item}.png", out / "ccp_fashion" / "alpha" / f"{item}.png", ccp_side)
+        _downscale(
+            ccp_root / "image" / f"{item}.jpg",
+            out / "ccp_fashion" / "image" / f"{item}.jpg",
+            ccp_side,
+        )
+        _downscale(
+            ccp_root / "alpha" / f"{item}.png",
+            out / "ccp_fashion" / "alpha" / f"{item}.png",
+            ccp_side,
+        )
     for split in ("train", "val"):
         for path in sorted((cache / "bg" / split).glob("*.jpg")):
             _downscale(path, out / "cache" / "bg" / split / path.name, bg_side)
@@ -66,7 +78,9 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
         shutil.copy(cache / "manifest.json", out / "cache" / "manifest.json")
     foregrounds = sorted((cache / "fg" / "train").glob("*.png"))
     rng.shuffle(foregrounds)
-    budget = max_mb * fg_share if _size_mb(out) < max_mb * (1 - fg_share) else max_mb - _size_mb(out)
+    budget = (
+        max_mb * fg_share if _size_mb(out) < max_mb * (1 - fg_share) else max_mb - _size_mb(out)
+    )
     used = 0.0
     for path in foregrounds:
         dst = out / "cache" / "fg" / "train" / path.name
@@ -80,7 +94,9 @@ def pack(out: Path, cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(".cache/bundle"))
     parser.add_argument("--max-mb", type=float, default=60.0)
     parser.add_argument("--ccp-side", type=int, default=512, help="long side of the CCP photos")

@@ -52,7 +52,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "cpu"
     data_cache: Path | None = Field(None, description="built data cache (default .cache/data)")
-    ccp_root: Path | None = Field(None, description="CCP folder (default ../shared/data/ccp_fashion)")
+    ccp_root: Path | None = Field(
+        None, description="CCP folder (default ../shared/data/ccp_fashion)"
+    )
     init_weights: Path | None = Field(
         None, description="start a new run from these weights (a checkpoint, a travel folder "
         "(model_export/train/travel.py) or an exported graph such as models/segmenter.onnx) "

@@ -38,7 +38,9 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))  # short warm-up: early EMA tracks fast
-        for ema_v, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+        for ema_v, v in zip(
+            self.model.state_dict().values(), model.state_dict().values(), strict=True
+        ):
             if ema_v.dtype.is_floating_point:
                 ema_v.mul_(decay).add_(v.detach(), alpha=1 - decay)
             else:
@@ -200,7 +202,9 @@ class Trainer:
         def request_stop(signum, frame) -> None:
             stop["requested"] = True
 
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         last_ckpt = last_val = time.monotonic()
         window_images, window_start = 0, time.monotonic()
         # The budget counts the loop's wall time, waits for the loader included (on a GPU the
@@ -229,9 +233,15 @@ class Trainer:
                 window_images += cfg.batch_size
                 if self.step % cfg.log_every_steps == 0:
                     rate = window_images / (now - window_start)
-                    self.log({"step": self.step, "lr": round(self.lr_at(), 6),
-                              "elapsed_min": round(self.elapsed / 60, 2),
-                              "images_per_s": round(rate, 2), **{k: round(v, 4) for k, v in logs.items()}})
+                    self.log(
+                        {
+                            "step": self.step,
+                            "lr": round(self.lr_at(), 6),
+                            "elapsed_min": round(self.elapsed / 60, 2),
+                            "images_per_s": round(rate, 2),
+                            **{k: round(v, 4) for k, v in logs.items()},
+                        }
+                    )
                     window_images, window_start = 0, now
                 if now - last_ckpt > cfg.checkpoint_every_min * 60:
                     self.save()

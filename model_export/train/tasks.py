@@ -18,7 +18,9 @@ from .config import TrainConfig
 from .losses import bce_dice_loss, matting_loss
 
 
-def letterbox_tensor(image: np.ndarray, long_side: int, multiple: int, mean, std) -> tuple[torch.Tensor, tuple[int, int]]:
+def letterbox_tensor(
+    image: np.ndarray, long_side: int, multiple: int, mean, std
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Resize so the long side is `long_side`, normalise, pad with the mean (0 after
     normalisation, as the training letterbox views mostly do) to the multiple.
     Returns [1,3,H',W'] and the unpadded (h, w)."""
@@ -27,8 +29,12 @@ def letterbox_tensor(image: np.ndarray, long_side: int, multiple: int, mean, std
     h, w = image.shape[:2]
     scale = long_side / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    x = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    resized = cv2.resize(
+        image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    x = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(
+        std, np.float32
+    )
     ph, pw = -nh % multiple, -nw % multiple
     x = np.pad(x, ((0, ph), (0, pw), (0, 0)))
     return torch.from_numpy(x.transpose(2, 0, 1).copy())[None], (nh, nw)
@@ -88,8 +94,15 @@ class SegmentationTask:
         for name, pairs in sets.items():
             ious, bfs = [], []
             for image, gt in pairs:
-                x, (nh, nw) = letterbox_tensor(image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std)
-                prob = torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw].float().cpu().numpy()
+                x, (nh, nw) = letterbox_tensor(
+                    image, cfg.input_size, cfg.size_multiple, cfg.mean, cfg.std
+                )
+                prob = (
+                    torch.sigmoid(model(x.to(self.config.device)))[0, 0, :nh, :nw]
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
                 prob = cv2.resize(prob, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
                 ious.append(iou(prob, gt))
                 bfs.append(boundary_f_score(prob, gt))
@@ -129,7 +142,9 @@ class MattingTask:
                               length=self.config.epoch_size, hole_share=self.config.hole_share,
                               studio_share=self.config.studio_share, **paths)
 
-    def make_trimap(self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    def make_trimap(
+        self, gt_alpha: torch.Tensor, image: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self._marked(self._ed_trimap(gt_alpha, image), image)
 
     def _marked(self, trimap: torch.Tensor, image: torch.Tensor | None,
@@ -185,7 +200,9 @@ class MattingTask:
         try:
             from ..data import evaluation_sets
 
-            sets = evaluation_sets(**({"cache": self.config.data_cache} if self.config.data_cache else {}))
+            sets = evaluation_sets(
+                **({"cache": self.config.data_cache} if self.config.data_cache else {})
+            )
         except Exception:  # noqa: BLE001 - validation is optional while data is being built
             return {}
         cfg = self.config.matting

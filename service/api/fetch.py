@@ -36,10 +36,9 @@ class FetchPolicy:
 
 
 async def fetch_image(url: str, policy: FetchPolicy) -> bytes:
-    try:
-        async with asyncio.timeout(policy.timeout_s):
-            return await _fetch(url, policy)
-    except TimeoutError:
+    try:  # wait_for, not asyncio.timeout: that one is Python 3.11+, and we support 3.10
+        return await asyncio.wait_for(_fetch(url, policy), policy.timeout_s)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
         raise ImageUrlFailed(
             f"image_url took longer than {policy.timeout_s:g} s to download") from None
 

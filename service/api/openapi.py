@@ -76,7 +76,7 @@ def declare_security(spec: dict[str, Any], app: FastAPI, routes: Sequence[APIRou
     needs_key: dict[tuple[str, str], bool] = {}
     for route in routes:
         rule = _key_rule(route)
-        for method in route.methods:
+        for method in route.methods or ():
             needs_key[(route.path, method.lower())] = keys_on and (
                 rule == "always" or (rule == "metrics" and metrics_key))
     for path, operations in spec["paths"].items():

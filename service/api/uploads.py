@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json as json_lib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
@@ -17,6 +19,8 @@ from .errors import invalid_options
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 @dataclass
@@ -43,11 +47,11 @@ async def read_upload(request: Request, urlencoded: bool = False, json: bool = F
         if kind == MULTIPART or (urlencoded and kind == URLENCODED):
             form = await request.form(max_files=4, max_fields=MAX_FORM_FIELDS)
             try:
-                for name, value in form.multi_items():
-                    if isinstance(value, UploadFile):
-                        upload.files[name] = await value.read()
+                for name, item in form.multi_items():
+                    if isinstance(item, UploadFile):
+                        upload.files[name] = await item.read()
                     else:
-                        _add_field(upload.fields, name, value)
+                        _add_field(upload.fields, name, item)
             finally:
                 await form.close()
         elif json and kind == "application/json":
@@ -112,7 +116,7 @@ def image_from(upload: Upload, field_name: str) -> bytes:
                        "raw request body")
 
 
-def validate_options(model: type[BaseModel], fields: dict[str, object]) -> BaseModel:
+def validate_options(model: type[OptionsT], fields: Mapping[str, object]) -> OptionsT:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:

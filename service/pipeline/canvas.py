@@ -75,8 +75,8 @@ def apply(place: Placement, rgb: np.ndarray, matte: np.ndarray
                 _paste(matte, round(left), round(top), size))
     # Enlarging: a bilinear warp computes only the canvas's pixels. OpenCV's matrix is in pixel
     # centre coordinates, hence the half-pixel terms.
-    matrix = np.float32([[scale, 0.0, left + 0.5 * (scale - 1.0)],
-                         [0.0, scale, top + 0.5 * (scale - 1.0)]])
+    matrix = np.array([[scale, 0.0, left + 0.5 * (scale - 1.0)],
+                       [0.0, scale, top + 0.5 * (scale - 1.0)]], dtype=np.float32)
     moved_rgb = cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
     moved_matte = cv2.warpAffine(matte, matrix, size, flags=cv2.INTER_LINEAR,

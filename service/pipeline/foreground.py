@@ -11,8 +11,9 @@ soft pixels: the matting band, widened by the rescale), by blur fusion (Forte & 
 
 twice: a wide window finds colours of the solid object across the band, then a narrow one, fed
 the first F, brings back local detail. (The paper weighs by a and 1 - a; the fourth powers
-lean on the solid parts of object and backdrop, which also keeps wide bands clean.) The wide level is a smooth field, so it runs on a grid
-reduced to a few pixels per window; the narrow one runs at full size on the soft pixels' box.
+lean on the solid parts of object and backdrop, which also keeps wide bands clean.) The wide
+level is a smooth field, so it runs on a grid reduced to a few pixels per window; the narrow one
+runs at full size on the soft pixels' box.
 Pixels with a = 0 or 1 are never changed.
 """
 from __future__ import annotations

@@ -65,7 +65,7 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(values * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
 
 
-def bounding_box(matte: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+def bounding_box(matte: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom), right/bottom exclusive, of pixels above threshold; None if
     none are."""
     rows = np.flatnonzero((matte > threshold).any(axis=1))

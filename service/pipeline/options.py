@@ -34,9 +34,11 @@ def parse_color(value: str) -> RGBA:
     if _HEX.fullmatch(text):
         text = "#" + text
     try:
-        return tuple(ImageColor.getcolor(text, "RGBA"))  # type: ignore[return-value]
+        colour = ImageColor.getcolor(text, "RGBA")
     except ValueError as exc:
         raise ValueError(f"unknown colour {value!r}: use hex like 81d4fa or #81d4fa80") from exc
+    assert isinstance(colour, tuple) and len(colour) == 4  # mode RGBA: always four channels
+    return colour[0], colour[1], colour[2], colour[3]
 
 
 class Margin(BaseModel):

@@ -288,7 +288,7 @@ class Pipeline:
                ) -> tuple[np.ndarray, int, int]:
         """(alpha, tiles run, pixels fed to the net)."""
         multiple = self.matting.spec.size_multiple
-        mode = self.config.matting
+        mode: str = self.config.matting
         if mode == "auto":
             if not trimap.unknown_region(tri).any():
                 return tri.copy(), 0, 0

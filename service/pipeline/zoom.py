@@ -29,7 +29,7 @@ def zoom_box(mask: np.ndarray, margin: float, min_gain: float) -> Box | None:
     if box is None:
         return None
     height, width = mask.shape
-    left, top, right, bottom = box
+    left, top, right, bottom = (float(side) for side in box)
     pad = margin * max(right - left, bottom - top)
     left, top = max(left - pad, 0.0), max(top - pad, 0.0)
     right, bottom = min(right + pad, float(width)), min(bottom + pad, float(height))

@@ -19,7 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
+from typing import Literal
 
 from ..errors import (
     DeadlineExceeded,
@@ -98,7 +100,7 @@ class WorkerPool:
         warm_up: bool = True,
         metrics: Metrics | None = None,
         max_frames: int | None = None,
-        start_method: str = "forkserver",
+        start_method: Literal["forkserver", "spawn"] = "forkserver",
         mmap_threshold_bytes: int = 0,
     ) -> None:
         if workers < 1 or queue_size < 0:
@@ -124,9 +126,12 @@ class WorkerPool:
         # (NumPy, OpenCV, ONNX Runtime: 1-2 s of every start; see preload.py), so a replacement
         # is ready sooner; as with spawn, a worker shares no state with this process (no
         # threads, no event loop).
-        self._context = multiprocessing.get_context(start_method)
+        self._context: ForkServerContext | SpawnContext
         if start_method == "forkserver":
+            self._context = multiprocessing.get_context("forkserver")
             self._context.set_forkserver_preload(["service.workers.preload"])
+        else:
+            self._context = multiprocessing.get_context("spawn")
         # Blocking pipe reads and writes run here, off the event loop.
         self._io = ThreadPoolExecutor(max_workers=2 * workers + 2, thread_name_prefix="cutout-io")
 

@@ -3,6 +3,7 @@ parameters or form fields; a background image as the multipart file field `bg_im
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -50,18 +51,24 @@ OPENAPI = {
         },
     },
 }
-ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
-    400: "undecodable image, empty body or no image field",
-    401: "no X-Api-Key (when the server requires keys)",
-    403: "X-Api-Key not valid",
-    413: "body or pixel count over the limits",
-    415: "not an image in a supported format",
-    422: "invalid options",
-    500: "the worker died while processing the image",
-    503: "queue full (see Retry-After) or shutting down",
-    504: "past the request deadline",
-}.items()}
-IMAGE_CONTENT = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "application/zip": {}}
+# typed as FastAPI's `responses` parameter, into which they are unpacked
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "undecodable image, empty body or no image field",
+        401: "no X-Api-Key (when the server requires keys)",
+        403: "X-Api-Key not valid",
+        413: "body or pixel count over the limits",
+        415: "not an image in a supported format",
+        422: "invalid options",
+        500: "the worker died while processing the image",
+        503: "queue full (see Retry-After) or shutting down",
+        504: "past the request deadline",
+    }.items()
+}
+IMAGE_CONTENT: dict[str, dict[str, Any]] = {
+    "image/png": {}, "image/webp": {}, "image/jpeg": {}, "application/zip": {}
+}
 
 
 @router.post("/v1/cutout", summary="Cut out the foreground of an image", openapi_extra=OPENAPI,

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ..deps import PoolDep, SettingsDep
-from ..schemas import Health, Readiness
+from ..schemas import Health, Readiness, WorkerStatus
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +20,8 @@ async def healthz() -> Health:
 async def readyz(pool: PoolDep, settings: SettingsDep) -> JSONResponse:
     ready = pool.ready
     body = Readiness(status="ready" if ready else "starting", model_version=pool.model_version,
-                     queue_depth=pool.queue_depth, workers=pool.status())
+                     queue_depth=pool.queue_depth,
+                     workers=[WorkerStatus.model_validate(s) for s in pool.status()])
     content = body.model_dump()
     if not ready:
         content["error"] = "workers are still loading models or being replaced"

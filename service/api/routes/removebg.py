@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -97,8 +97,8 @@ class RemoveBgOptions(BaseModel):
         output = "alpha" if self.channels == "alpha" else "rgba"
         fmt = self.format
         if fmt == "auto":  # remove.bg: PNG when the result has transparency, else JPEG
-            opaque = output == "rgba" and (bg_image is not None or (
-                bool(self.bg_color) and _opaque(self.bg_color)))
+            opaque = output == "rgba" and (bg_image is not None or bool(
+                self.bg_color and _opaque(self.bg_color)))
             fmt = "jpeg" if opaque else "png"
         position = self.position
         if position is None and self.scale.strip().lower() == "original":
@@ -108,7 +108,7 @@ class RemoveBgOptions(BaseModel):
             "bg_image": bg_image, "crop": self.crop, "crop_margin": self.crop_margin,
             "max_megapixels": SIZES[size], "roi": self.roi, "fill": _scale(self.scale),
             "position": position, "shadow": self.add_shadow,
-        })  # type: ignore[return-value]
+        })
 
 
 def _scale(value: str) -> float | None:
@@ -166,7 +166,7 @@ OPENAPI = {
         "application/json": {"schema": _TEXT_FIELDS},
     }},
 }
-ERRORS = {status: {"model": RemoveBgErrorBody}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": RemoveBgErrorBody}
           for status in (400, 401, 403, 413, 415, 429, 500, 503, 504)}
 IMAGE_SOURCES = ("image_file", "image_file_b64", "image_url")
 BG_SOURCES = ("bg_image_file", "bg_image_url")
@@ -198,8 +198,7 @@ async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep,
         request_options = validate_options(RemoveBgOptions, fields)
         # Validated with a stand-in background before anything is fetched; the fetched bytes
         # replace it (model_copy: the combination is already checked).
-        options = request_options.cutout_options(  # type: ignore[attr-defined]
-            b"" if bg_url else bg_data)
+        options = request_options.cutout_options(b"" if bg_url else bg_data)
         if image_url:
             data = await fetch_image(image_url, _fetch_policy(settings))
         if bg_url:
@@ -218,7 +217,9 @@ async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep,
     if "application/json" in request.headers.get("accept", ""):
         result = outcome.result
         box = result.object_box
-        payload = {"result_b64": base64.b64encode(result.body).decode("ascii")}
+        payload: dict[str, str | int] = {
+            "result_b64": base64.b64encode(result.body).decode("ascii")
+        }
         if box is not None:
             payload.update(foreground_left=box[0], foreground_top=box[1],
                            foreground_width=box[2] - box[0], foreground_height=box[3] - box[1])
