@@ -44,13 +44,9 @@ def main(argv: list[str] | None = None) -> None:
                         "object's box (the unknown band's inner half)")
     parser.add_argument("--dilate-rate", type=float, default=defaults.dilate_rate,
                         help="ED layer: dilation radius, same unit (the band's outer half)")
-    parser.add_argument("--unsure-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="ED layer: also mark segmenter probabilities between LOW and HIGH "
-                        "unknown, for the matting net to decide (docs/training.md)")
     args = parser.parse_args(argv)
 
-    trimap_config = TrimapConfig(erode_rate=args.erode_rate, dilate_rate=args.dilate_rate,
-                                 unsure_band=args.unsure_band)
+    trimap_config = TrimapConfig(erode_rate=args.erode_rate, dilate_rate=args.dilate_rate)
     extra: dict = {}
     if args.random:
         segmenter, matting = random_models()
