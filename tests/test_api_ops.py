@@ -10,7 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import LiveServer, post, restarts
+from test_service_support import (
+    LiveServer,
+    colour_segmenter,
+    colour_segmenter_settings,
+    post,
+    restarts,
+)
 
 from service.config import Settings
 from service.errors import ModelFolderError
@@ -22,10 +28,11 @@ TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def server(random_model_dir):
+def server(random_model_dir, tmp_path_factory):
+    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=2, threads=1, queue_size=1,
                         request_timeout_s=TIMEOUT_S, kill_grace_s=3.0, retry_after_s=2,
-                        matting="dense")
+                        matting_side=0, **colour_segmenter_settings(segmenter))
     live = LiveServer(settings).start()
     with live.client() as client:
         live.first_ready = client.get("/readyz")  # type: ignore[attr-defined]

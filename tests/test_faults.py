@@ -19,7 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_service_support import REPO_ROOT, disc_image, encoded, post, restarts, serving
+from test_service_support import (
+    REPO_ROOT,
+    colour_segmenter,
+    colour_segmenter_settings,
+    disc_image,
+    encoded,
+    post,
+    restarts,
+    serving,
+)
 
 from service.config import Settings
 
@@ -31,10 +40,11 @@ RESTART_BOUND_S = 15.0
 
 
 @pytest.fixture(scope="module")
-def server(random_model_dir):
+def server(random_model_dir, tmp_path_factory):
+    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=2, threads=1, queue_size=1,
                         request_timeout_s=TIMEOUT_S, kill_grace_s=3.0, retry_after_s=3,
-                        matting="dense")
+                        matting_side=0, **colour_segmenter_settings(segmenter))
     with serving(settings) as live:
         yield live
 

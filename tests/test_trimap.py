@@ -315,3 +315,17 @@ def test_export_cli_sets_the_band_rates(tmp_path: Path) -> None:
     binary = mask > THRESHOLD
     assert (got[~binary] == 0.5).sum() > 2 * (got[binary] == 0.5).sum()
 
+
+def test_export_cli_writes_the_inference_block(tmp_path: Path) -> None:
+    """spec.json's `inference` block: the service's defaults unless given, and what the service
+    reads (service/pipeline/spec.py)."""
+    from service.pipeline.spec import InferenceSpec, load_spec
+
+    export_main(["--random", "--out", str(tmp_path / "a")])
+    assert load_spec(tmp_path / "a").inference == InferenceSpec()
+    export_main(["--random", "--out", str(tmp_path / "b"), "--matting-weight", "0.7",
+                 "--backdrop-distance", "0", "--zoom-min-gain", "1.3"])
+    spec = json.loads((tmp_path / "b" / "spec.json").read_text())
+    assert spec["inference"] == {"matting_weight": 0.7, "backdrop_distance": 0.0,
+                                 "zoom_min_gain": 1.3}
+    assert load_spec(tmp_path / "b").inference.matting_weight == 0.7

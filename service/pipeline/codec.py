@@ -73,12 +73,14 @@ PNG_FILTERS = {
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    png_compression: int = 1
-    png_filter: str = "up"  # a key of PNG_FILTERS
-    jpeg_quality: int = 90
-    webp_quality: int = 90
-    webp_method: int = 2
-    webp_lossless: bool = False
+    """Built from the settings (`PipelineConfig.encoding`), which hold the defaults."""
+
+    png_compression: int
+    jpeg_quality: int
+    webp_quality: int
+    webp_method: int
+    webp_lossless: bool
+    png_filter: str = "up"  # a key of PNG_FILTERS; others are for bench/png_encode.py
 
 
 def decode(data: bytes, max_pixels: int) -> Decoded:
