@@ -117,6 +117,7 @@ def test_killed_busy_worker_is_replaced_and_its_request_answered(server, slow_im
         assert other.result().status_code == 200, (other.result().text, server.pool.status())
     assert response.status_code == 500, response.text
     assert response.json()["code"] == "worker_crashed"
+    assert "worker killed by SIGKILL" in response.json()["error"]
     server.wait_ready(timeout=60)
     new_pids = set(server.pool.worker_pids())
     assert busy[0] not in new_pids and len(new_pids - old_pids) == 1

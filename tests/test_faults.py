@@ -95,6 +95,7 @@ def test_sigkill_mid_request_fails_only_that_request(server, slow_image, quick_i
         statuses = others.result()
     assert response.status_code == 500, response.text
     assert response.json()["code"] == "worker_crashed"
+    assert "worker killed by SIGKILL" in response.json()["error"]
     assert statuses == [200] * 12, statuses  # no other request failed
     assert restarts(server, "crashed") == crashed_before + 1
     assert not pid_alive(victim)

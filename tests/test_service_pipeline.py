@@ -15,6 +15,7 @@ from test_service_support import (
     encoded,
     linear_rgb_icc,
     png_with_claimed_size,
+    tiff_with_compression,
 )
 
 from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
@@ -117,11 +118,25 @@ def test_first_frame_of_animations_and_multipage_tiff():
 def test_refusals():
     with pytest.raises(PayloadTooLarge, match="before decoding"):
         codec.decode(png_with_claimed_size(4000, 3000), 10_000_000)
+    # Past Pillow's own bomb limit (179 MP) too, the limit quoted is ours.
+    for width, height in ((4000, 3000), (20000, 20000)):
+        with pytest.raises(PayloadTooLarge, match=r"limit of 10\.0 MP \(CUTOUT_MAX_PIXELS"):
+            codec.decode(png_with_claimed_size(width, height), 10_000_000)
     with pytest.raises(UnsupportedMediaType):
         codec.decode(b"<svg xmlns='http://www.w3.org/2000/svg'/>", 10**6)
     with pytest.raises(UndecodableImage):
         data = encoded(disc_image(64, 64), "PNG")
         codec.decode(data[:-30], 10**6)
+
+
+@pytest.mark.parametrize("compression", [50001, 50000, 34925, 34676])  # WebP, ZSTD, LZMA, SGI log
+def test_a_known_container_with_a_codec_not_supported_is_415(compression):
+    """A TIFF is a known container, but what it holds may need a codec libtiff was built
+    without: 415 with the codec's name, not a 400 "corrupt"."""
+    with pytest.raises(UnsupportedMediaType, match="TIFF image with .* compression"):
+        codec.decode(tiff_with_compression(compression), 10**6)
+    # The same container with a codec every build has decodes (raw strips: compression 1).
+    assert codec.decode(tiff_with_compression(1), 10**6).rgb[8, 8, 0] == 200
 
 
 # ---- geometry, options, trimap ---------------------------------------------------------------

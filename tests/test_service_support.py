@@ -152,6 +152,15 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
+def tiff_with_compression(compression: int) -> bytes:
+    """A 16 x 16 red TIFF whose compression tag says `compression` (the strip is left raw): a
+    known container with a codec a libtiff build may lack (50001 WebP, 50000 ZSTD, ...)."""
+    data = bytearray(encoded(Image.new("RGB", (16, 16), (200, 30, 30)), "TIFF"))
+    tag = data.find(b"\x03\x01\x03\x00\x01\x00\x00\x00")  # tag 259, SHORT, count 1
+    data[tag + 8:tag + 10] = compression.to_bytes(2, "little")
+    return bytes(data)
+
+
 # ---- a pluggable segmenter for tests ---------------------------------------------------------
 def colour_segmenter(path: Path) -> Path:
     """ONNX graph: RGB in [0, 1] -> sigmoid(20 * (R - (G + B) / 2 - 0.3)): red things are
