@@ -18,12 +18,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from test_service_support import (
+    RED,
     REPO_ROOT,
+    WHITE,
     colour_segmenter,
     colour_segmenter_settings,
-    disc_image,
     encoded,
     post,
     restarts,
@@ -193,16 +196,27 @@ def test_full_queue_answers_429_with_rate_limit_headers_on_removebg(server, slow
 
 
 # ---- graceful shutdown -------------------------------------------------------------------------
+def squares(side: int) -> bytes:
+    """Red and white squares (as conftest's slow_image): for the colour segmenter, an unknown
+    band over the whole image."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    red = ((yy // 24) + (xx // 24)) % 2 == 0
+    pixels = np.where(red[..., None], np.array(RED, np.uint8), np.array(WHITE, np.uint8))
+    return encoded(Image.fromarray(pixels.astype(np.uint8)), "JPEG", quality=85)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def test_sigterm_finishes_in_flight_work(random_model_dir):
+def test_sigterm_finishes_in_flight_work(random_model_dir, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CUTOUT_MATTING": "dense", "CUTOUT_QUEUE_SIZE": "4"}
+    segmenter = colour_segmenter_settings(colour_segmenter(tmp_path / "colour.onnx"))
+    env = {**os.environ, "CUTOUT_MATTING_SIDE": "0", "CUTOUT_QUEUE_SIZE": "4",
+           "CUTOUT_SEGMENTER_SPEC": str(segmenter["segmenter_spec"])}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
          str(port), "--model-dir", str(random_model_dir), "--workers", "1", "--threads", "1",
@@ -219,7 +233,7 @@ def test_sigterm_finishes_in_flight_work(random_model_dir):
 
             wait_for(ready, 120, "the server")
             worker_pid = client.get("/readyz").json()["workers"][0]["pid"]
-        image = encoded(disc_image(700, 700), "JPEG", quality=85)  # about a second, dense
+        image = squares(700)  # band everywhere: a dense pass over 700 x 700, seconds
         with ThreadPoolExecutor(2) as threads:
             first = threads.submit(post, url, image)
             second = threads.submit(post, url, image)  # waits in the queue
