@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
+from service.pipeline import CutoutOptions
 from service.pipeline.backdrop import sample_backdrop
+from service.pipeline.runner import measuring_pipeline
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from model_export.data import evaluation_sets
 
-    pipeline = Pipeline(PipelineConfig(model_dir=args.models, backdrop_distance=0))
+    pipeline = measuring_pipeline(args.models, backdrop_distance=0)
     options = CutoutOptions(output="trimap")
     for name, items in evaluation_sets().items():
         spreads = []

@@ -11,6 +11,7 @@ the mean file size. A benchmark, not a test: read the ratios when the machine is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -18,9 +19,11 @@ import cv2
 import numpy as np
 
 from bench.server import REPO
-from service.pipeline import codec
+from service.pipeline import PipelineConfig, codec
 from service.pipeline.compose import compose
 from service.pipeline.options import CutoutOptions
+
+ENCODING = PipelineConfig().encoding()  # the service's defaults
 
 CCP = REPO.parent / "shared" / "data" / "ccp_fashion"
 SETTINGS = [(2, "adaptive"), (1, "adaptive"), (1, "up"), (2, "up"), (1, "sub"), (1, "paeth"),
@@ -69,8 +72,8 @@ def main() -> None:
           f"{args.repeats}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'level':>5} {'filter':>9} {'ms':>8} {'MB':>6}")
     for level, png_filter in SETTINGS:
-        ms, mb = measure(pixels, codec.EncodeConfig(png_compression=level, png_filter=png_filter),
-                         args.repeats)
+        config = dataclasses.replace(ENCODING, png_compression=level, png_filter=png_filter)
+        ms, mb = measure(pixels, config, args.repeats)
         print(f"{level:>5} {png_filter:>9} {ms:8.1f} {mb:6.3f}")
 
 

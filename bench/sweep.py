@@ -1,9 +1,10 @@
 """In-process sweep of pipeline settings at 1500 px: time per stage, tiles, band pixels.
 
     python -m bench.sweep --models models --images 8 \\
-        --config matting_side=0 --config matting_side=768 --config matting_side=768,tile_size=128
+        --config matting_side=0 --config matting_side=768 --config matting_side=768,matting_weight=1
 
-Each --config is comma-separated PipelineConfig fields (key=value); every config gets its own
+Each --config is comma-separated PipelineConfig fields or spec.json inference fields
+(key=value); every config gets its own
 Pipeline (threads=--threads) and runs the same CCP photos upscaled to a 1500 px long side (JPEG,
 as bench.latency sends them), one warm-up then --rounds passes, configs interleaved per round so
 a busy machine slows them alike. Prints p50 end to end (in-process, no HTTP), mean ms per stage,
@@ -34,7 +35,8 @@ def parse_config(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
+    from service.pipeline import CutoutOptions
+    from service.pipeline.runner import measuring_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
 
     images = [jpeg for _, jpeg in load_images(args.images_dir, args.images, args.side)]
     configs = args.config or [""]
-    pipelines = [Pipeline(PipelineConfig(model_dir=args.models, threads=args.threads,
-                                         **parse_config(c))) for c in configs]
+    pipelines = [measuring_pipeline(args.models, threads=args.threads, **parse_config(c))
+                 for c in configs]
     options = CutoutOptions()
     for pipeline in pipelines:
         pipeline.run(images[0], options)  # warm-up at the real shapes

@@ -4,12 +4,12 @@ Rows: input, our cutout (RGBA over a checkerboard), the ISNet peer's cutout besi
 its weights are installed: `python -m bench.peers`), our trimap from the ED layer. Columns:
 real photos first (validation photos of each real-photo source, held-out background photos of
 animals and places that have no mask at all, CCP validation photos), then composites. Images
-are run through the serving pipeline, so the sheet shows what a user gets, failures included.
+are run through the service's own inference (`Pipeline.infer`) and composition, so the sheet
+shows what a user gets, failures included.
 """
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +32,14 @@ def _fit(image: Image.Image) -> Image.Image:
     return image
 
 
-def _run(pipeline, rgb: np.ndarray, output: str) -> Image.Image:
-    from service.pipeline import CutoutOptions
+def _cutout_and_trimap(pipeline, rgb: np.ndarray) -> tuple[Image.Image, Image.Image]:
+    """The served RGBA cutout and trimap of one image, from one pass of `Pipeline.infer`."""
+    from service.pipeline import CutoutOptions, compose
 
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG", compress_level=1)
-    return Image.open(
-        io.BytesIO(pipeline.run(buffer.getvalue(), CutoutOptions(output=output)).body)
-    )
+    found = pipeline.infer(rgb)
+    rgba = compose.compose(rgb, found.matte, CutoutOptions(output="rgba"),
+                           estimate_foreground=pipeline.config.foreground_estimation).pixels
+    return Image.fromarray(rgba, "RGBA"), Image.fromarray(found.trimap_matte())
 
 
 def _on_board(rgba: Image.Image) -> Image.Image:
@@ -63,11 +63,12 @@ def make_sheet(model_dir: Path, images: list[tuple[str, np.ndarray]], out: Path)
         draw.text((4, r * CELL + CELL // 2), label, fill="black")
     for c, (name, rgb) in enumerate(images):
         x = 70 + c * CELL
-        cells = [_fit(Image.fromarray(rgb)), _on_board(_run(pipeline, rgb, "rgba").convert("RGBA"))]
+        cutout, trimap = _cutout_and_trimap(pipeline, rgb)
+        cells = [_fit(Image.fromarray(rgb)), _on_board(cutout)]
         if peer:
             alpha = (np.clip(peer.predict(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
             cells.append(_on_board(Image.fromarray(np.dstack([rgb, alpha]), "RGBA")))
-        cells.append(_fit(_run(pipeline, rgb, "trimap").convert("RGB")))
+        cells.append(_fit(trimap.convert("RGB")))
         for r, cell in enumerate(cells):
             sheet.paste(cell, (x + (CELL - cell.width) // 2, r * CELL + (CELL - cell.height) // 2))
         draw.text((x + 2, 2), name, fill="red")

@@ -2,24 +2,23 @@
 
 Real photographs come first: each source of real photos with human-drawn masks
 (`real_<source>`, data/real.py: the validation ids only) and CCP validation, then the studio and
-cluttered composites. Runs every validation image through `service.pipeline.Pipeline` exactly
-as the service would (decode, 1500 px cap, segmenter, ED trimap graph, band-only matting,
-rescale) and prints, per set: mask IoU and boundary F of the segmenter's mask, and IoU,
-boundary F, alpha MAD and gradient error of the final alpha (metrics.py; whole-image per-pixel
-means for MAD, sum/1000 for gradient), and the background smear (mean alpha on the GT
-background away from its edge). With the ISNet teacher installed (.cache/peers/isnet.onnx),
-the same figures for it on the same images.
+cluttered composites. Runs every validation image through `service.pipeline.Pipeline.infer`, the
+service's own inference (1500 px cap, segmenter with its second look, ED trimap graph, backdrop
+step, band matting, mix, rescale), once per image, and prints, per
+set: mask IoU and boundary F of the segmenter's mask, and IoU, boundary F, alpha MAD and
+gradient error of the final alpha (metrics.py; whole-image per-pixel means for MAD, sum/1000
+for gradient), and the background smear (mean alpha on the GT background away from its
+edge). With the ISNet teacher installed (.cache/peers/isnet.onnx), the same figures for it on
+the same images.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .metrics import (
     background_smear,
@@ -34,14 +33,9 @@ from .metrics import (
 SETS = ("real", "ccp_val", "studio", "cluttered")
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def _grey(body: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float32) / 255.0
+def _unit(matte: np.ndarray) -> np.ndarray:
+    """A served uint8 matte as floats in [0, 1]."""
+    return matte.astype(np.float32) / 255.0
 
 
 def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
@@ -103,8 +97,8 @@ def upscaled(rgb: np.ndarray, gt: np.ndarray, side: int) -> tuple[np.ndarray, np
 
 
 def parse_settings(items: list[str]) -> dict:
-    """['matting_side=768', 'tile_placement=grid'] -> PipelineConfig fields (JSON values, else
-    strings)."""
+    """['matting_side=768', 'matting_weight=0.7'] -> {field: value} (JSON values, else
+    strings): PipelineConfig fields and the model spec's inference fields."""
     out: dict = {}
     for item in items:
         key, _, value = item.partition("=")
@@ -116,48 +110,42 @@ def parse_settings(items: list[str]) -> dict:
 
 
 def evaluate(model_dir: Path, sets: tuple[str, ...] = SETS, limit: int | None = None,
-             matting: str = "auto", input_size: int | None = None, teacher: bool = True,
+             input_size: int | None = None, teacher: bool = True,
              threads: int = 2, settings: dict | None = None, upscale: int | None = None,
              data: dict | None = None, regions: bool = False,
              real_roots: tuple[Path, ...] | None = None) -> dict:
     """`data`: the sets as `evaluation_sets()` gives them (default: the built cache's).
     `regions`: also split each image's alpha IoU loss by trimap region (one more pass up to
     the trimap per image)."""
-    from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
+    from service.pipeline.runner import measuring_pipeline
 
     from .data import evaluation_sets
 
     settings = dict(settings or {})
-    pipeline = Pipeline(PipelineConfig(model_dir=model_dir, segmenter_side=input_size,
-                                       threads=threads, matting=matting, **settings))
+    pipeline = measuring_pipeline(model_dir, input_size, threads=threads, **settings)
     # Scores of enlarged photos are not the teacher's cached ones.
     peer = load_teacher() if teacher and not upscale else None
     teacher_scores = TeacherScores(peer) if peer is not None else None
     if data is None:
         data = evaluation_sets(real_roots=real_roots) if real_roots else evaluation_sets()
     sets = expand_sets(sets, data)
-    report: dict = {"models": str(model_dir), "version": pipeline.version, "matting": matting,
+    report: dict = {"models": str(model_dir), "version": pipeline.version,
                     "input_size": input_size or pipeline.spec.segmenter.input_size,
                     "settings": settings, "upscale": upscale, "sets": {}}
-    mask_opts, alpha_opts = CutoutOptions(output="mask"), CutoutOptions(output="alpha")
-    trimap_opts = CutoutOptions(output="trimap")
     for name in sets:
         # Per image, so that an error analysis is read off the report, not a throwaway script.
         images, seconds, second_looks = [], [], 0
         for item_id, rgb, gt in data.get(name, [])[:limit]:
             if upscale:
                 rgb, gt = upscaled(rgb, gt, upscale)
-            body = _png(rgb)
-            prob = _grey(pipeline.run(body, mask_opts).body)
             start = time.perf_counter()
-            result = pipeline.run(body, alpha_opts)
+            found = pipeline.infer(rgb)  # the served mask, trimap and alpha, in one pass
             seconds.append(time.perf_counter() - start)
-            alpha = _grey(result.body)
-            second_looks += result.looked_closer
+            prob, alpha = _unit(found.mask_matte()), _unit(found.matte)
+            second_looks += found.looked_closer
             image = {"id": item_id, "ours": _scores(prob, alpha, gt)}
             if regions:
-                trimap = _grey(pipeline.run(body, trimap_opts).body)
-                image["iou_loss"] = iou_loss_by_region(alpha, gt, trimap)
+                image["iou_loss"] = iou_loss_by_region(alpha, gt, _unit(found.trimap_matte()))
             if teacher_scores is not None:
                 image["isnet"] = teacher_scores(name, item_id, rgb, gt)
             images.append(image)
@@ -214,16 +202,13 @@ def worst_images(report: dict, count: int) -> str:
 
 
 def format_report(report: dict) -> str:
-    lines = [
-        f"models {report['models']} (version {report['version']}), matting={report['matting']}, "
-        f"segmenter input {report['input_size']} px"
-        + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
-        + (f", settings {report['settings']}" if report.get("settings") else "")
-    ]
-    header = (
-        f"{'set':<16} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} {'IoU':>7} "
-        f"{'BF':>7} {'MAD':>8} {'Grad':>8} {'smear':>7} {'s/img':>6}"
-    )
+    lines = [f"models {report['models']} (version {report['version']}), "
+             f"segmenter input {report['input_size']} px"
+             + (f", upscaled to {report['upscale']} px" if report.get("upscale") else "")
+             + (f", settings {report['settings']}" if report.get("settings") else "")]
+    header = (f"{'set':<16} {'model':<6} {'n':>4} {'maskIoU':>8} {'maskBF':>7} {'maskMAD':>8} "
+              f"{'IoU':>7} "
+              f"{'BF':>7} {'MAD':>8} {'Grad':>8} {'smear':>7} {'s/img':>6}")
     lines.append(header)
     for name, entry in report["sets"].items():
         o = entry["ours"]
@@ -291,16 +276,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set")
-    parser.add_argument("--matting", choices=["band", "dense", "auto"], default="auto")
-    parser.add_argument(
-        "--input-size", type=int, default=None, help="override the segmenter's working size"
-    )
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="override the segmenter's working size")
     parser.add_argument("--no-teacher", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--matting-side", type=int, default=None,
                         help="long side the band is matted at (0: inference size)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any PipelineConfig field, e.g. --set tile_size=128 (repeatable)")
+                        help="any PipelineConfig field or spec.json inference field, e.g. "
+                        "--set matting_weight=0.7 (repeatable)")
     parser.add_argument("--upscale", type=int, default=None, metavar="SIDE",
                         help="enlarge each photo (Lanczos) and its GT (bilinear) to this long "
                         "side first, e.g. 1500 (the service's inference size)")
@@ -323,8 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(args.set)
     if args.matting_side is not None:
         settings["matting_side"] = args.matting_side
-    report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.matting,
-                      args.input_size, not args.no_teacher, args.threads, settings, args.upscale,
+    report = evaluate(args.models, tuple(args.sets.split(",")), args.limit, args.input_size,
+                      not args.no_teacher, args.threads, settings, args.upscale,
                       regions=args.regions, real_roots=tuple(args.real_roots or ()) or None)
     print(format_report(report))
     if args.worst:

@@ -40,9 +40,8 @@ def _settings(args: argparse.Namespace, names: Iterable[str]) -> Settings:
 
 # ---- serve -------------------------------------------------------------------------------------
 SERVE_FLAGS = ("host", "port", "workers", "threads", "model_dir", "queue_size",
-               "request_timeout_s", "max_inference_side", "matting", "tile_size", "tile_margin",
-               "tile_batch", "matting_side", "tile_placement", "segmenter_side", "segmenter_path",
-               "segmenter_input_size", "log_level")
+               "request_timeout_s", "max_inference_side", "matting_side", "segmenter_spec",
+               "log_level")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -60,9 +59,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 # ---- remove ------------------------------------------------------------------------------------
-REMOVE_FLAGS = ("model_dir", "workers", "threads", "max_inference_side", "matting", "tile_size",
-                "tile_margin", "tile_batch", "matting_side", "tile_placement", "segmenter_side",
-                "segmenter_path", "segmenter_input_size")
+REMOVE_FLAGS = ("model_dir", "workers", "threads", "max_inference_side", "matting_side",
+                "segmenter_spec")
 
 
 def find_inputs(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -213,18 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "bundled models)")
         sub.add_argument("--threads", type=int, help="ONNX Runtime threads (per worker)")
         sub.add_argument("--max-inference-side", dest="max_inference_side", type=int)
-        sub.add_argument("--matting", choices=["auto", "band", "dense"])
         sub.add_argument("--matting-side", dest="matting_side", type=int,
                          help="long side at which the band is matted (0: inference size)")
-        sub.add_argument("--tile-placement", dest="tile_placement", choices=["band", "grid"])
-        sub.add_argument("--tile-size", dest="tile_size", type=int)
-        sub.add_argument("--tile-margin", dest="tile_margin", type=int)
-        sub.add_argument("--tile-batch", dest="tile_batch", type=int)
-        sub.add_argument("--segmenter-side", dest="segmenter_side", type=int,
-                         help="long side the bundled segmenter works at (default: spec.json's)")
-        sub.add_argument("--segmenter", dest="segmenter_path", type=Path,
-                         help="another ONNX segmenter (see CUTOUT_SEGMENTER_* settings)")
-        sub.add_argument("--segmenter-input-size", dest="segmenter_input_size", type=int)
+        sub.add_argument("--segmenter-spec", dest="segmenter_spec", type=Path,
+                         help="spec file (JSON) of another ONNX segmenter (README, "
+                         "CUTOUT_SEGMENTER_SPEC)")
 
     serve_parser = commands.add_parser("serve", help="run the HTTP service")
     serve_parser.add_argument("--host")

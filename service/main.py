@@ -21,9 +21,8 @@ from .api.middleware import (
 )
 from .api.routes import cutout, health, metrics, pages, removebg
 from .config import Settings
-from .errors import ModelFolderError
 from .metrics import Metrics
-from .pipeline.spec import load_spec
+from .pipeline.spec import load_segmenter_spec, load_spec
 from .security import ApiKeys
 from .workers import WorkerPool
 
@@ -34,11 +33,14 @@ matting on the trimap's unknown band). `POST /v1/cutout` for our API, `POST /v1.
 remove.bg-compatible clients."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, image_url_allow_loopback: bool = False
+               ) -> FastAPI:
+    """`image_url_allow_loopback` lets `image_url` reach 127.0.0.0/8 and ::1: for tests, which
+    serve the images they fetch locally; never a setting."""
     settings = settings or Settings()
     spec = load_spec(settings.model_dir)  # fails here, with the fix, when the folder is unusable
-    if settings.segmenter_path is not None and not settings.segmenter_path.is_file():
-        raise ModelFolderError(f"segmenter_path {str(settings.segmenter_path)!r} does not exist")
+    if settings.segmenter_spec is not None:
+        load_segmenter_spec(settings.segmenter_spec)  # the same, for an external segmenter
     app_metrics = Metrics()
     app_metrics.build_info.labels(__version__, spec.version).set(1)
     pool = WorkerPool(
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="cutout", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)  # pages.py serves them
     app.state.settings = settings
+    app.state.image_url_allow_loopback = image_url_allow_loopback
     app.state.metrics = app_metrics
     app.state.pool = pool
     app.state.spec = spec

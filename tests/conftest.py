@@ -39,10 +39,18 @@ def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def slow_image() -> bytes:
-    """Dense matting over 1500 x 1500 on one thread takes seconds: past the tests' deadlines."""
-    from support.service import disc_image, encoded
+    """Red and white squares, 1500 x 1500: for the colour segmenter edges everywhere, so the
+    unknown band covers the image and matting it at the inference size (matting_side=0: one
+    dense pass) on one thread takes seconds, past the tests' deadlines."""
+    import numpy as np
+    from PIL import Image
 
-    return encoded(disc_image(1500, 1500), "JPEG", quality=80)
+    from support.service import RED, WHITE, encoded
+
+    yy, xx = np.mgrid[0:1500, 0:1500]
+    red = ((yy // 24) + (xx // 24)) % 2 == 0
+    pixels = np.where(red[..., None], np.array(RED, np.uint8), np.array(WHITE, np.uint8))
+    return encoded(Image.fromarray(pixels.astype(np.uint8)), "JPEG", quality=80)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from service.pipeline.spec import InferenceSpec
+
 from ..models import MattingConfig, SegmenterConfig, TrimapConfig, build_matting, build_segmenter
 from ..trained import load_trained, spec_beside
 from .onnx_writer import export_all, random_models
@@ -50,13 +52,14 @@ def main(argv: list[str] | None = None) -> None:
                         "object's box (the unknown band's inner half)")
     parser.add_argument("--dilate-rate", type=float, default=defaults.dilate_rate,
                         help="ED layer: dilation radius, same unit (the band's outer half)")
-    parser.add_argument("--unsure-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="ED layer: also mark segmenter probabilities between LOW and HIGH "
-                        "unknown, for the matting net to decide (docs/training.md)")
+    # The spec's inference block: how the service combines these nets (measured per version).
+    for name, field in InferenceSpec.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
+                            default=field.default, help=f"inference: {field.description}")
     args = parser.parse_args(argv)
 
-    trimap_config = TrimapConfig(erode_rate=args.erode_rate, dilate_rate=args.dilate_rate,
-                                 unsure_band=args.unsure_band)
+    trimap_config = TrimapConfig(erode_rate=args.erode_rate, dilate_rate=args.dilate_rate)
+    inference = {name: getattr(args, name) for name in InferenceSpec.model_fields}
     extra: dict = {}
     if args.random:
         segmenter, matting = random_models()
@@ -75,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.segmenter_input_size:
         seg_config = seg_config.model_copy(update={"input_size": args.segmenter_input_size})
     spec = export_all(args.out, segmenter, matting, seg_config, trimap_config, mat_config,
-                      args.version, extra, weights_dtype=args.weights_dtype)
+                      args.version, extra, weights_dtype=args.weights_dtype,
+                      inference=inference)
     for stage in ("segmenter", "trimap", "matting"):
         print(f"wrote {args.out / spec[stage]['file']}")
 

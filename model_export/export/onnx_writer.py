@@ -114,9 +114,13 @@ def export_all(
     version: str,
     extra: dict | None = None,
     weights_dtype: str = "float32",
+    inference: dict | None = None,
 ) -> dict:
     """`weights_dtype="float16"` stores the learnt graphs' weights at half size (see
-    `store_weights_as_float16`); the shipped models use it."""
+    `store_weights_as_float16`); the shipped models use it. `inference`: the spec's inference
+    block (service/pipeline/spec.py: InferenceSpec, whose defaults fill what is not given)."""
+    from service.pipeline.spec import InferenceSpec
+
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,7 @@ def export_all(
                    **trimap_config.model_dump()},
         "matting": {"file": MATTING.file, "input": MATTING.input_name,
                     "output": MATTING.output_name, **matting_config.model_dump()},
+        "inference": InferenceSpec(**(inference or {})).model_dump(),
         **(extra or {}),
     }
     (out_dir / SPEC_NAME).write_text(json.dumps(spec, indent=2) + "\n")

@@ -65,10 +65,6 @@ class EDTrimap(nn.Module):
     `erode_rate` / `dilate_rate` are fractions of (h + w) / 2 of the box; radii are capped at
     `max_radius` (the unrolled depth of the graph). Rates can be overridden per sample at
     training time by passing tensors of shape [N].
-
-    `unsure_band` (low, high), when set, also marks every pixel whose probability lies strictly
-    between the two as unknown: where the segmenter hesitates (holes it half fills, pale parts
-    on pale backdrops) the matting net decides instead of the threshold.
     """
 
     def __init__(
@@ -77,15 +73,8 @@ class EDTrimap(nn.Module):
         dilate_rate: float,
         max_radius: int = 24,
         threshold: float = 0.5,
-        unsure_band: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
-        if (
-            unsure_band is not None
-            and not 0.0 <= unsure_band[0] < threshold < unsure_band[1] <= 1.0
-        ):
-            raise ValueError(f"unsure_band must straddle the threshold {threshold}: {unsure_band}")
-        self.unsure_band = unsure_band
         self.erode_rate = erode_rate
         self.dilate_rate = dilate_rate
         self.max_radius = max_radius
@@ -122,9 +111,4 @@ class EDTrimap(nn.Module):
             dilated = torch.where(r_d > step, _maxpool3(dilated), dilated)
             eroded = torch.where(r_e > step, -_maxpool3(-eroded), eroded)
         # eroded = 1 -> both 1 -> 1; dilated = 0 -> both 0 -> 0; in between -> 0.5.
-        trimap = (eroded + dilated) * 0.5
-        if self.unsure_band is None:
-            return trimap
-        low, high = self.unsure_band
-        unsure = (mask > low) & (mask < high)
-        return torch.where(unsure, torch.full_like(trimap, UNKNOWN), trimap)
+        return (eroded + dilated) * 0.5

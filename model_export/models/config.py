@@ -32,9 +32,6 @@ class TrimapConfig(BaseModel):
     dilate_rate: float = 0.015
     max_radius: int = 24
     threshold: float = 0.5
-    # (low, high): probabilities strictly between them are unknown too (EDTrimap); None: only
-    # the band around the thresholded mask.
-    unsure_band: tuple[float, float] | None = None
 
 
 class MattingConfig(BaseModel):
@@ -52,8 +49,7 @@ def build_segmenter(config: SegmenterConfig) -> DeepLabV3Plus:
 
 
 def build_trimap(config: TrimapConfig) -> EDTrimap:
-    return EDTrimap(config.erode_rate, config.dilate_rate, config.max_radius, config.threshold,
-                    config.unsure_band)
+    return EDTrimap(config.erode_rate, config.dilate_rate, config.max_radius, config.threshold)
 
 
 def build_matting(config: MattingConfig) -> AttentionMattingNet:

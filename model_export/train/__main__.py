@@ -14,7 +14,7 @@ from .config import TrainConfig
 from .loop import Trainer
 
 # Fields given as two numbers (LOW HIGH) on the command line.
-PAIRS = ("trimap_rate_range", "unsure_band")
+PAIRS = ("trimap_rate_range",)
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:

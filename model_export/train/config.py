@@ -71,14 +71,6 @@ class TrainConfig(BaseModel):
         "service gives it, misplaced edges and all")
     segmenter_trimap_share: float = Field(
         0.5, description="matting: share of batches whose trimap comes from --trimap-segmenter")
-    unsure_band: tuple[float, float] | None = Field(
-        None, description="matting: the ED layer's unsure band (segmenter probabilities between "
-        "LOW and HIGH are unknown) for trimaps from --trimap-segmenter and for validation; "
-        "train with the band the export will use")
-    unsure_blob_share: float = Field(
-        0.0, ge=0.0, le=1.0, description="matting: share of GT trimaps that also get random "
-        "unknown blobs, deep inside the object and the background, so the net learns to fill "
-        "an unknown patch with no edge in it (what the unsure band hands it)")
     backdrop_distance: float = Field(
         0.0, ge=0.0, description="matting: also mark known-foreground pixels within this CIELAB "
         "distance of the backdrop's colour as unknown, as the service's `backdrop_distance` does "

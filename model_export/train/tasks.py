@@ -125,8 +125,7 @@ class MattingTask:
         self.model = build_matting(config.matting)
         # Validation trimaps use the exported rates; training passes per-sample ones.
         self.ed = build_trimap(TrimapConfig(
-            max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2),
-            unsure_band=config.unsure_band))
+            max_radius=max(8, int(config.size * config.trimap_rate_range[1]) + 2)))
         self.segmenter = None
         if config.trimap_segmenter is not None:
             net, _, _ = load_trained(config.trimap_segmenter, build_segmenter, SegmenterConfig)
@@ -171,14 +170,12 @@ class MattingTask:
         trimap = self.ed(mask, erode_rate, dilate_rate)
         # Translucent pixels must never be marked as known.
         unknown = (gt_alpha > 0.02) & (gt_alpha < 0.98)
-        if random.random() < self.config.unsure_blob_share:
-            unknown |= unsure_blobs(gt_alpha)
         return torch.where(unknown, torch.full_like(trimap, 0.5), trimap)
 
     @torch.no_grad()
     def segmenter_probability(self, image: torch.Tensor) -> torch.Tensor:
         """The segmenter's foreground probability for a normalised batch (both nets take
-        ImageNet-normalised RGB); the ED layer thresholds it, and its unsure band reads it."""
+        ImageNet-normalised RGB); the ED layer thresholds it."""
         return torch.sigmoid(self.segmenter(image).float())
 
     def inputs(self, batch: dict) -> torch.Tensor:
@@ -256,21 +253,6 @@ def mark_backdrop(image: torch.Tensor, trimap: torch.Tensor, distance: float, sh
         if keyed is not None:
             out[k, 0][torch.from_numpy(keyed).to(out.device)] = UNKNOWN
     return out
-
-
-def unsure_blobs(like: torch.Tensor, cells: int = 6, cover: tuple[float, float] = (0.03, 0.2)
-                 ) -> torch.Tensor:
-    """A few smooth random blobs per sample (bool, shape of `like` [N,1,H,W]) covering a share
-    drawn from `cover`: noise on a coarse grid, enlarged bicubically, kept above its own
-    quantile."""
-    n, _, height, width = like.shape
-    noise = torch.rand(n, 1, cells, cells, device=like.device)
-    field = F.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False)
-    share = torch.empty(n, device=like.device).uniform_(*cover)
-    flat = field.flatten(1)
-    rank = ((1.0 - share) * (flat.shape[1] - 1)).long().view(n, 1)
-    level = flat.sort(dim=1).values.gather(1, rank).view(n, 1, 1, 1)
-    return field > level
 
 
 def build_task(config: TrainConfig):

@@ -138,12 +138,13 @@ async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"image_url's image is {int(declared)} bytes, over the limit of "
-                              f"{max_bytes} bytes")
+                              f"{max_bytes} bytes (CUTOUT_IMAGE_URL_MAX_BYTES)")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():  # decoded: a gzip bomb is cut off too
         size += len(chunk)
         if size > max_bytes:
-            raise PayloadTooLarge(f"image_url's image is over the limit of {max_bytes} bytes")
+            raise PayloadTooLarge(f"image_url's image is over the limit of {max_bytes} bytes "
+                                  "(CUTOUT_IMAGE_URL_MAX_BYTES)")
         chunks.append(chunk)
     return b"".join(chunks)

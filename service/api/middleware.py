@@ -44,7 +44,7 @@ class BodyLimitMiddleware:
 
     def _error(self, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body of {size} bytes (or more) is over the limit of "
-                               f"{self.max_bytes} bytes")
+                               f"{self.max_bytes} bytes (CUTOUT_MAX_BODY_BYTES)")
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -2,13 +2,10 @@
 
 The unknown band is covered by fixed-size tiles: each tile's centre (its *core*,
 `tile - 2 * margin` pixels square) is written back, its margin only gives the net context.
-Two placements (`TileLayout.placement`):
-
-- `grid`: cores on a fixed grid, every grid cell that holds an unknown pixel is one tile.
-- `band` (default): cells are visited in order; a cell whose unknown pixels are not yet covered
-  gets a core centred on the bounding box of those pixels, and everything that core covers is
-  struck off, so the cores follow the band (and its neighbours' pixels) instead of the grid:
-  fewer tiles for the same band, and the margins hold the context on both sides of the edge.
+Grid cells are visited in order; a cell whose unknown pixels are not yet covered gets a core
+centred on the bounding box of those pixels, and everything that core covers is struck off, so
+the cores follow the band (and its neighbours' pixels) instead of a fixed grid: fewer tiles for
+the same band, and the margins hold the context on both sides of the edge.
 
 Tiles near the borders slide inwards so every tile keeps its full size (one input shape for ONNX
 Runtime); tiles whose windows then coincide share one run. Tiles go through the session in
@@ -19,7 +16,8 @@ trimap fusion would give them anyway.
 inference size: bilinear, optionally refined by a guided filter with the full-size image as the
 guide, written only on the full-size trimap's unknown band (known pixels stay exactly 0 / 1).
 
-`matte_dense` runs the net once over the whole padded image (reference for quality checks).
+`matte_dense` runs the net once over the whole padded image; `matte_auto`, what the service
+runs, picks whichever of the two feeds the net fewer pixels.
 """
 from __future__ import annotations
 
@@ -46,10 +44,9 @@ class Tile:
 
 @dataclass(frozen=True)
 class TileLayout:
-    size: int = 320
-    margin: int = 32
-    batch: int = 1
-    placement: Literal["grid", "band"] = "band"
+    size: int
+    margin: int
+    batch: int
 
     @property
     def core(self) -> int:
@@ -64,23 +61,23 @@ class TileLayout:
                              f"size {self.size}")
         if self.batch < 1:
             raise ValueError("tile batch must be >= 1")
-        if self.placement not in ("grid", "band"):
-            raise ValueError(f"tile placement must be grid or band, not {self.placement!r}")
 
 
-def plan_tiles(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
-    """Tiles whose cores cover every unknown pixel. The image is assumed at least `size` on
-    both sides (pad it first)."""
-    if layout.placement == "band":
-        return _plan_band(unknown, layout)
-    return _plan_grid(unknown, layout)
+# The tiles the service uses: the fastest in the tile sweep (docs/performance.md, "Tile
+# efficiency"; 96/16 and 64/16 were slower, 128/32 no better, batch 1 slower).
+TILES = TileLayout(size=128, margin=16, batch=4)
+# The guided filter that brings a reduced-scale matte back up (He et al.; +1 point of IoU over
+# bilinear, docs/performance.md): radius in px at the matting scale, and regularisation.
+GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3
 
 
 def _clamp(value: int, low: int, high: int) -> int:
     return min(max(value, low), high)
 
 
-def _plan_band(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
+def plan_tiles(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
+    """Tiles whose cores cover every unknown pixel. The image is assumed at least `size` on
+    both sides (pad it first)."""
     height, width = unknown.shape
     core, size, margin = layout.core, layout.size, layout.margin
     remaining = unknown.copy()
@@ -106,23 +103,6 @@ def _plan_band(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
         window_left = _clamp(core_left - margin, 0, width - size)
         windows.setdefault((window_top, window_left), []).append(
             (core_top, core_top + core, core_left, core_left + core))
-    return [Tile(top, left, tuple(cores)) for (top, left), cores in windows.items()]
-
-
-def _plan_grid(unknown: np.ndarray, layout: TileLayout) -> list[Tile]:
-    height, width = unknown.shape
-    core = layout.core
-    rows, cols = -(-height // core), -(-width // core)
-    grid = np.zeros((rows * core, cols * core), dtype=bool)
-    grid[:height, :width] = unknown
-    hit = grid.reshape(rows, core, cols, core).any(axis=(1, 3))
-    windows: dict[tuple[int, int], list[Box]] = {}
-    for row, col in np.argwhere(hit):
-        top, left = int(row) * core, int(col) * core
-        bottom, right = min(top + core, height), min(left + core, width)
-        window_top = min(max(top - layout.margin, 0), height - layout.size)
-        window_left = min(max(left - layout.margin, 0), width - layout.size)
-        windows.setdefault((window_top, window_left), []).append((top, bottom, left, right))
     return [Tile(top, left, tuple(cores)) for (top, left), cores in windows.items()]
 
 
@@ -187,15 +167,20 @@ def choose_mode(trimap: np.ndarray, layout: TileLayout, multiple: int) -> str:
 
 
 def matte_auto(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray, layout: TileLayout,
-               run: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
-    """Band tiles or one dense pass, whichever feeds the net fewer pixels: tiles with context
-    margins hold ~7-9x the band's pixels (docs/performance.md), so on a small image (a
-    reduced-scale crop of the band's box) one pass over it is cheaper."""
+               run: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> tuple[np.ndarray, int, int]:
+    """What the service runs: band tiles or one dense pass, whichever feeds the net fewer
+    pixels. Tiles with context margins hold ~7-9x the band's pixels (docs/performance.md), so
+    on a small image (a reduced-scale crop of the band's box) one pass over it is cheaper.
+    (alpha, tiles run, pixels fed to the net)."""
     if not unknown_region(trimap).any():
-        return trimap.copy(), 0
-    if choose_mode(trimap, layout, model.spec.size_multiple) == "dense":
-        return matte_dense(model, rgb, trimap, run)
-    return matte_band(model, rgb, trimap, layout, run)
+        return trimap.copy(), 0, 0
+    multiple = model.spec.size_multiple
+    if choose_mode(trimap, layout, multiple) == "dense":
+        alpha, tiles = matte_dense(model, rgb, trimap, run)
+        return alpha, tiles, net_pixels("dense", trimap, layout, multiple)
+    alpha, tiles = matte_band(model, rgb, trimap, layout, run)
+    return alpha, tiles, tiles * layout.size ** 2
 
 
 def matte_dense(model: MattingModel, rgb: np.ndarray, trimap: np.ndarray,
@@ -236,7 +221,7 @@ def guided_coefficients(guide: np.ndarray, alpha: np.ndarray, radius: int,
 
 def upscale_band(alpha_small: np.ndarray, rgb_small: np.ndarray, trimap_full: np.ndarray,
                  rgb_full: np.ndarray, refine: Literal["none", "guided"] = "guided",
-                 radius: int = 2, eps: float = 1e-3) -> np.ndarray:
+                 radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> np.ndarray:
     """A matte computed at a reduced scale, brought to the size of `trimap_full`.
 
     Bilinear, or (refine="guided") the fast guided filter: its coefficients from the small

@@ -33,6 +33,13 @@ pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_image
 Image.init()
 INPUT_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
                       if f in Image.OPEN)
+# The pixel limit is ours (CUTOUT_MAX_PIXELS, checked on the header in `decode`), not Pillow's
+# own bomb check, which would refuse with its own figure or let through up to 179 MP.
+Image.MAX_IMAGE_PIXELS = None
+# TIFF compressions every libtiff build decodes. Others (WebP, ZSTD, LZMA, SGI log, ... inside a
+# TIFF) depend on how libtiff was built: refused as 415 before decoding, not a 400 "corrupt".
+TIFF_CODECS = frozenset({"raw", "tiff_ccitt", "group3", "group4", "tiff_lzw", "tiff_jpeg",
+                         "jpeg", "tiff_adobe_deflate", "tiff_deflate", "packbits"})
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg",
                "zip": "application/zip"}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -73,12 +80,14 @@ PNG_FILTERS = {
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    png_compression: int = 1
-    png_filter: str = "up"  # a key of PNG_FILTERS
-    jpeg_quality: int = 90
-    webp_quality: int = 90
-    webp_method: int = 2
-    webp_lossless: bool = False
+    """Built from the settings (`PipelineConfig.encoding`), which hold the defaults."""
+
+    png_compression: int
+    jpeg_quality: int
+    webp_quality: int
+    webp_method: int
+    webp_lossless: bool
+    png_filter: str = "up"  # a key of PNG_FILTERS; others are for bench/png_encode.py
 
 
 def decode(data: bytes, max_pixels: int) -> Decoded:
@@ -86,8 +95,6 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         raise EmptyInput("empty image: send the image bytes as the body or the form field")
     try:
         image = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"image refused before decoding: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(
             "not an image in a supported format (" + ", ".join(INPUT_FORMATS) + ")") from exc
@@ -100,16 +107,31 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         if width * height > max_pixels:
             raise PayloadTooLarge(
                 f"image is {width} x {height} = {width * height / 1e6:.1f} MP, over the limit of "
-                f"{max_pixels / 1e6:.1f} MP (refused before decoding)")
+                f"{max_pixels / 1e6:.1f} MP (CUTOUT_MAX_PIXELS; refused before decoding)")
         source_format = image.format or "unknown"
+        _check_codec(image)
         try:
             image.load()
-        except Image.DecompressionBombError as exc:
-            raise PayloadTooLarge(f"image refused while decoding: {exc}") from exc
+        except OSError as exc:
+            if "not available" in str(exc):  # Pillow: "decoder <name> not available"
+                raise UnsupportedMediaType(
+                    f"{source_format} image whose codec cannot be decoded here: {exc}") from exc
+            raise UndecodableImage(
+                f"cannot decode the image (truncated or corrupt?): {exc}") from exc
         except Exception as exc:
             raise UndecodableImage(
                 f"cannot decode the image (truncated or corrupt?): {exc}") from exc
         return _to_srgb(_oriented(image), source_format)
+
+
+def _check_codec(image: Image.Image) -> None:
+    """415 for a known container whose codec this build may not decode (see TIFF_CODECS)."""
+    if image.format == "TIFF":
+        compression = image.info.get("compression", "raw")
+        if compression not in TIFF_CODECS:
+            raise UnsupportedMediaType(
+                f"TIFF image with {compression} compression, which is not supported; send it "
+                f"as PNG, JPEG, WebP or a TIFF with LZW, Deflate, JPEG or no compression")
 
 
 def check_frames(data: bytes, max_frames: int) -> None:
@@ -122,8 +144,8 @@ def check_frames(data: bytes, max_frames: int) -> None:
     except Exception:  # noqa: BLE001 - decode() gives the precise error
         return
     if frames > max_frames:
-        raise PayloadTooLarge(f"image has more than {max_frames} frames (only the first frame "
-                              "is used)")
+        raise PayloadTooLarge(f"image has more than {max_frames} frames (CUTOUT_MAX_FRAMES; "
+                              "only the first frame is used)")
 
 
 def _count_frames(image: Image.Image, cap: int) -> int:

@@ -1,8 +1,12 @@
 """The only place that knows the order of the stages.
 
-decode -> cap the long side -> segment -> ED trimap -> band-only matting -> rescale the matte ->
-compose -> encode, each timed. Outputs that need fewer stages stop early (mask after
-segmentation, trimap before matting).
+`Pipeline.infer` works on arrays: cap the long side -> segment (with a second, closer look at a
+small object, zoom.py) -> ED trimap (with the backdrop's holes marked unknown, backdrop.py) ->
+matting of the trimap's unknown band at a reduced scale (band.py) -> mix with the segmenter's
+probability -> rescale the matte. `Pipeline.run` is the service's wrapper around it: decode ->
+infer -> compose -> encode. Each stage is timed; outputs that need fewer stages stop early (mask
+after segmentation, trimap before matting). The evaluation and the contact sheet call `infer`,
+the service `run`: both go through the same code.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,76 +23,51 @@ from typing import Literal
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DeadlineExceeded, InvalidOptions, ServiceError
 from . import backdrop, band, codec, compose, geometry, trimap, zoom
 from .background import Picture
+from .config import PipelineConfig
 from .options import CutoutOptions, roi_box
-from .sessions import MattingModel, RuntimeConfig, Segmenter, TrimapModel
-from .spec import SegmenterSpec, load_spec
+from .sessions import MattingModel, Segmenter, TrimapModel
+from .spec import InferenceSpec, ModelSpec, load_segmenter_spec, load_spec
+
+Stage = Literal["segment", "trimap", "matting"]
 
 
-class PipelineConfig(BaseModel):
-    """Everything a pipeline needs; built from the service settings (or by the CLI)."""
+@dataclass
+class Inference:
+    """What `Pipeline.infer` found in one image. `mask`, `trimap` and `alpha` are at the
+    working size (the long side capped at max_inference_side); `matte` is the answer of the
+    last stage run, uint8 at the input's size, exactly as the service serves it."""
 
-    model_config = ConfigDict(frozen=True)
+    size: tuple[int, int]  # (width, height) of the input
+    mask: np.ndarray  # the segmenter's probability, float32
+    trimap: np.ndarray | None  # 0 / 0.5 / 1, float32 (None: stopped after segmenting)
+    alpha: np.ndarray | None  # float32 (None: stopped before matting)
+    matte: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    tiles: int = 0
+    band_pixels: int = 0  # unknown pixels where the matting net ran (at the matting scale)
+    net_pixels: int = 0  # pixels fed to the matting net (tiles x tile area, or the dense frame)
+    looked_closer: bool = False  # the segmenter took a second look at a small object (zoom.py)
 
-    model_dir: Path
-    external_segmenter: SegmenterSpec | None = Field(
-        None, description="another segmenter graph; its `file` is a path")
-    segmenter_side: int | None = Field(
-        None, ge=64, description="long side the bundled segmenter and the ED layer work at "
-        "(default: spec.json's)")
-    segmenter_flip: bool = Field(
-        False, description="also segment the mirror image and average the two (twice the "
-        "segmenter's cost); measured in docs/performance.md")
-    threads: int = Field(1, ge=1)
-    mem_arena: bool = True
-    arena_shrinkage: bool = Field(
-        True, description="the arena gives back what a run no longer uses, after every run: "
-        "a ceiling on the worker's memory whatever sizes come (docs/reliability.md)")
-    spinning: bool = False
-    max_pixels: int = Field(50_000_000, gt=0)
-    max_inference_side: int = Field(1500, ge=64)
-    zoom_min_gain: float = Field(
-        1.15, ge=0.0, description="segment an object again, cut from the frame, when that "
-        "enlarges it at least this much (0: never); measured in docs/performance.md")
-    zoom_margin: float = Field(0.3, ge=0.0, description="context around the object's box for "
-                               "that second pass, as a fraction of the box's long side")
-    zoom_blend: float = Field(0.5, ge=0.0, le=1.0, description="weight of the second pass "
-                              "inside the box (the rest is the first pass)")
-    matting: Literal["band", "dense", "auto"] = "auto"
-    matting_side: int = Field(512, ge=0, description="long side at which the band is matted "
-                              "(0: the inference size); the matte is brought back up")
-    matting_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="weight of the matting net's alpha in the unknown "
-        "band; the rest is the segmenter's probability (1: the matting net alone); measured "
-        "in docs/performance.md")
-    backdrop_distance: float = Field(
-        6.0, ge=0.0, description="known-foreground pixels within this CIELAB distance of the "
-        "backdrop's colour go to the matting net as unknown (0: off); opens see-through holes "
-        "on plain backdrops; the shipped matting net is trained for 6, docs/training.md")
-    matting_flip: bool = Field(
-        False, description="also matte the mirrored band and average the two (twice the "
-        "matting net's cost); measured in docs/performance.md")
-    matting_refine: Literal["none", "guided"] = "guided"
-    foreground_estimation: bool = Field(
-        True, description="give the soft edge the object's estimated colour instead of the "
-        "photo's (which holds the old backdrop's); measured in docs/performance.md")
-    guided_radius: int = Field(2, ge=1)
-    guided_eps: float = Field(1e-3, gt=0)
-    tile_size: int = Field(128, gt=0)
-    tile_margin: int = Field(16, ge=0)
-    tile_batch: int = Field(4, ge=1)
-    tile_placement: Literal["grid", "band"] = "band"
-    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
-    png_compression: int = Field(1, ge=0, le=9)
-    png_filter: Literal["adaptive", "none", "sub", "up", "avg", "paeth"] = "up"
-    jpeg_quality: int = Field(90, ge=1, le=100)
-    webp_quality: int = Field(90, ge=1, le=100)
-    webp_method: int = Field(2, ge=0, le=6)
-    webp_lossless: bool = False
+    def mask_matte(self) -> np.ndarray:
+        """The `mask` output: the segmenter's probability as served."""
+        return _mask_matte(self.mask, self.size)
+
+    def trimap_matte(self) -> np.ndarray:
+        """The `trimap` output as served (None when it was not computed)."""
+        assert self.trimap is not None, "infer stopped before the trimap"
+        return _trimap_matte(self.trimap, self.size)
+
+
+def _mask_matte(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return geometry.upscale_matte(geometry.to_uint8(mask), *size)
+
+
+def _trimap_matte(fine: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return geometry.upscale_nearest(trimap.to_grey(fine), *size)
 
 
 @dataclass
@@ -103,9 +82,9 @@ class Result:
     model_version: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     tiles: int = 0
-    band_pixels: int = 0  # unknown pixels where the matting net ran (at the matting scale)
-    net_pixels: int = 0  # pixels fed to the matting net (tiles x tile area, or the dense frame)
-    looked_closer: bool = False  # the segmenter took a second look at a small object (zoom.py)
+    band_pixels: int = 0
+    net_pixels: int = 0
+    looked_closer: bool = False
 
 
 class Deadline:
@@ -138,31 +117,27 @@ class Deadline:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig) -> None:
+    """The three graphs of a model folder and the stages around them. `spec`: the model
+    folder's spec, changed (`ModelSpec.with_segmenter_side`, `with_inference`) to measure other
+    values; default: the folder's."""
+
+    def __init__(self, config: PipelineConfig, spec: ModelSpec | None = None) -> None:
         self.config = config
-        self.spec = load_spec(config.model_dir)
-        if config.segmenter_side is not None:
-            segmenter = self.spec.segmenter.model_copy(update={"input_size": config.segmenter_side})
-            self.spec = self.spec.model_copy(update={"segmenter": segmenter})
-        runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning,
-                                config.graph_optimization, config.arena_shrinkage)
-        model_dir = Path(config.model_dir)
-        if config.external_segmenter is not None:
-            self.segmenter = Segmenter(Path(config.external_segmenter.file),
-                                       config.external_segmenter, runtime,
-                                       flip=config.segmenter_flip)
+        self.spec = spec or load_spec(config.model_dir)
+        runtime = config.runtime()
+        model_dir = config.model_dir
+        external = (None if config.segmenter_spec is None
+                    else load_segmenter_spec(config.segmenter_spec))
+        if external is not None:
+            self.segmenter = Segmenter(Path(external.file), external, runtime)
         else:
             self.segmenter = Segmenter(model_dir / self.spec.segmenter.file, self.spec.segmenter,
-                                       runtime, flip=config.segmenter_flip)
+                                       runtime)
         self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
-        self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime,
-                                    flip=config.matting_flip)
-        self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch,
-                                      config.tile_placement)
+        self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime)
+        self.layout = band.TILES
         self.layout.check(self.spec.matting.size_multiple)
-        self.encode_config = codec.EncodeConfig(
-            config.png_compression, config.png_filter, config.jpeg_quality, config.webp_quality,
-            config.webp_method, config.webp_lossless)
+        self.encode_config = config.encoding()
         # The ED layer's radii were set for our segmenter's working size: it always runs there,
         # whichever segmenter produced the mask.
         self.trimap_side = self.spec.segmenter.input_size
@@ -172,15 +147,40 @@ class Pipeline:
         return self.spec.version
 
     def run(self, data: bytes, options: CutoutOptions, deadline: Deadline | None = None) -> Result:
+        """The service's path: decode -> `infer` -> compose -> encode."""
         deadline = deadline or Deadline(None)
         timings: dict[str, float] = {}
+        stage = _stage_timer(timings, deadline)
+        with stage("decode"):
+            whole = codec.decode(data, self.config.max_pixels)
+            behind = self._bg_image(options.bg_image)
+        image, roi = _search_region(whole, options)  # the object is searched only in the roi
+        found = self.infer(image.rgb, image.alpha, until=_last_stage(options), deadline=deadline,
+                           timings=timings)
+        matte = found.matte
+        if roi is not None:  # outside the roi is background
+            matte = geometry.cut_box(matte, (-roi[0], -roi[1], whole.size[0] - roi[0],
+                                             whole.size[1] - roi[1]), 0)
+        with stage("compose"):
+            composed = compose.compose(whole.rgb, matte, options, behind,
+                                       estimate_foreground=self.config.foreground_estimation)
+        with stage("encode"):
+            body = codec.encode(composed.pixels, options.format, self.encode_config,
+                                alpha=composed.matte)
+        height, width = composed.pixels.shape[:2]
+        return Result(body, codec.MEDIA_TYPES[options.format], width, height, *whole.size,
+                      composed.object_box, self.version, timings, found.tiles,
+                      found.band_pixels, found.net_pixels, found.looked_closer)
 
-        @contextmanager
-        def stage(name: str) -> Iterator[None]:
-            deadline.check(name)
-            start = time.perf_counter()
-            yield
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    def infer(self, rgb: np.ndarray, alpha: np.ndarray | None = None, *,
+              until: Stage = "matting", deadline: Deadline | None = None,
+              timings: dict[str, float] | None = None) -> Inference:
+        """Cut out one image given as arrays: `rgb` uint8 H x W x 3, `alpha` its own alpha
+        channel (uint8 H x W) if it has one (flattened over white for the nets, multiplied into
+        the matte). Stops after the stage `until`. `timings` (seconds per stage) is added to."""
+        deadline = deadline or Deadline(None)
+        timings = {} if timings is None else timings
+        stage = _stage_timer(timings, deadline)
 
         def guarded(predict: Callable[..., np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
             def call(tensor: np.ndarray) -> np.ndarray:
@@ -193,86 +193,75 @@ class Pipeline:
                     raise
             return call
 
-        with stage("decode"):
-            whole = codec.decode(data, self.config.max_pixels)
-            behind = self._bg_image(options.bg_image)
-        image, roi = _search_region(whole, options)  # the object is searched only in the roi
-        full_w, full_h = image.size
+        full_h, full_w = rgb.shape[:2]
+        size = (full_w, full_h)
         tiles = band_pixels = net_px = 0
         with stage("resize"):
             work_w, work_h = geometry.fit_long_side(full_w, full_h, self.config.max_inference_side,
                                                     upscale=False)
-            work_rgb = geometry.resize(image.rgb, work_w, work_h)
-            if image.alpha is not None:  # flattened at the working size, not the full one
-                work_alpha = geometry.resize(image.alpha, work_w, work_h)
+            work_rgb = geometry.resize(rgb, work_w, work_h)
+            if alpha is not None:  # flattened at the working size, not the full one
+                work_alpha = geometry.resize(alpha, work_w, work_h)
                 work_rgb = codec.over_white(work_rgb, work_alpha)
             trimap_size = geometry.fit_long_side(work_w, work_h, self.trimap_side)
-        def segment(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-            return guarded(lambda x, ro: self.segmenter.predict(x, size, ro))(rgb)
 
+        def segment(image: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+            return guarded(lambda x, ro: self.segmenter.predict(x, out_size, ro))(image)
+
+        inference = self.spec.inference
         with stage("segment"):
             mask = segment(work_rgb, trimap_size)
-            box = zoom.zoom_box(mask, self.config.zoom_margin, self.config.zoom_min_gain)
+            box = zoom.zoom_box(mask, inference.zoom_min_gain)
             if box is not None:
-                mask = zoom.look_closer(mask, work_rgb, box, self.trimap_side, segment,
-                                        self.config.zoom_blend)
+                mask = zoom.look_closer(mask, work_rgb, box, self.trimap_side, segment)
 
-        if not options.needs("trimap"):
+        def found(matte: np.ndarray, fine: np.ndarray | None = None,
+                  alpha_work: np.ndarray | None = None) -> Inference:
+            return Inference(size, mask, fine, alpha_work, matte, timings, tiles, band_pixels,
+                             net_px, looked_closer=box is not None)
+
+        if until == "segment":
             with stage("upscale"):
-                matte = geometry.upscale_matte(geometry.to_uint8(mask), full_w, full_h)
-        else:
-            with stage("trimap"):
-                coarse = guarded(self.trimap.predict)(mask)
-                fine = trimap.resize_trimap(coarse, work_w, work_h)
-                keyed = backdrop.backdrop_holes(work_rgb, coarse, fine,
-                                                self.config.backdrop_distance)
-                if keyed is not None:
-                    fine[keyed] = trimap.UNKNOWN
-            if not options.needs("matting"):
-                with stage("upscale"):
-                    matte = geometry.upscale_nearest(trimap.to_grey(fine), full_w, full_h)
-            else:
-                run = guarded(self.matting.predict)
-                region = self.matting_region(fine)
-                if region is None:  # the inference size itself (or nothing to matte)
-                    with stage("matting"):
-                        band_pixels = int(trimap.unknown_region(fine).sum())
-                        alpha, tiles, net_px = self._matte(work_rgb, fine, run)
-                else:  # the band's box, matted at a reduced scale, then back to full size
-                    (left, top, right, bottom), (matte_w, matte_h) = region
-                    crop_rgb = work_rgb[top:bottom, left:right]
-                    crop_tri = fine[top:bottom, left:right]
-                    with stage("matting"):
-                        small_rgb = geometry.resize(crop_rgb, matte_w, matte_h)
-                        small_tri = trimap.resize_trimap(crop_tri, matte_w, matte_h)
-                        band_pixels = int(trimap.unknown_region(small_tri).sum())
-                        small, tiles, net_px = self._matte(small_rgb, small_tri, run)
-                    # Back to the inference size: part of the matte's "upscale" stage (the
-                    # stage names are the Server-Timing / metrics contract).
-                    with stage("upscale"):
-                        alpha = fine.copy()
-                        alpha[top:bottom, left:right] = band.upscale_band(
-                            small, small_rgb, crop_tri, crop_rgb, self.config.matting_refine,
-                            self.config.guided_radius, self.config.guided_eps)
-                with stage("upscale"):
-                    alpha = band.mix_with_mask(alpha, fine, mask, self.config.matting_weight,
-                                               matting_only=keyed)
-                    matte = geometry.upscale_matte(geometry.to_uint8(alpha), full_w, full_h)
-                    if image.alpha is not None:
-                        matte = compose.multiply_mattes(matte, image.alpha)
-        if roi is not None:  # outside the roi is background
-            matte = geometry.cut_box(matte, (-roi[0], -roi[1], whole.size[0] - roi[0],
-                                             whole.size[1] - roi[1]), 0)
-        with stage("compose"):
-            composed = compose.compose(whole.rgb, matte, options, behind,
-                                       estimate_foreground=self.config.foreground_estimation)
-        with stage("encode"):
-            body = codec.encode(composed.pixels, options.format, self.encode_config,
-                                alpha=composed.matte)
-        height, width = composed.pixels.shape[:2]
-        return Result(body, codec.MEDIA_TYPES[options.format], width, height, *whole.size,
-                      composed.object_box, self.version, timings, tiles, band_pixels, net_px,
-                      looked_closer=box is not None)
+                return found(_mask_matte(mask, size))
+        with stage("trimap"):
+            coarse = guarded(self.trimap.predict)(mask)
+            fine = trimap.resize_trimap(coarse, work_w, work_h)
+            keyed = backdrop.backdrop_holes(work_rgb, coarse, fine, inference.backdrop_distance)
+            if keyed is not None:
+                fine[keyed] = trimap.UNKNOWN
+        if until == "trimap":
+            with stage("upscale"):
+                return found(_trimap_matte(fine, size), fine)
+        run = guarded(self.matting.predict)
+        region = self.matting_region(fine)
+        if region is None:  # the inference size itself (or nothing to matte)
+            with stage("matting"):
+                band_pixels = int(trimap.unknown_region(fine).sum())
+                matted, tiles, net_px = band.matte_auto(self.matting, work_rgb, fine,
+                                                        self.layout, run)
+        else:  # the band's box, matted at a reduced scale, then back to full size
+            (left, top, right, bottom), (matte_w, matte_h) = region
+            crop_rgb = work_rgb[top:bottom, left:right]
+            crop_tri = fine[top:bottom, left:right]
+            with stage("matting"):
+                small_rgb = geometry.resize(crop_rgb, matte_w, matte_h)
+                small_tri = trimap.resize_trimap(crop_tri, matte_w, matte_h)
+                band_pixels = int(trimap.unknown_region(small_tri).sum())
+                small, tiles, net_px = band.matte_auto(self.matting, small_rgb, small_tri,
+                                                       self.layout, run)
+            # Back to the inference size: part of the matte's "upscale" stage (the stage names
+            # are the Server-Timing / metrics contract).
+            with stage("upscale"):
+                matted = fine.copy()
+                matted[top:bottom, left:right] = band.upscale_band(small, small_rgb, crop_tri,
+                                                                   crop_rgb)
+        with stage("upscale"):
+            matted = band.mix_with_mask(matted, fine, mask, inference.matting_weight,
+                                        matting_only=keyed)
+            matte = geometry.upscale_matte(geometry.to_uint8(matted), full_w, full_h)
+            if alpha is not None:
+                matte = compose.multiply_mattes(matte, alpha)
+        return found(matte, fine, matted)
 
     def _bg_image(self, data: bytes | None) -> Picture | None:
         """The bg_image, decoded with the same limits as the image."""
@@ -283,21 +272,6 @@ class Pipeline:
         except ServiceError as exc:
             raise type(exc)(f"bg_image: {exc.message}") from exc
         return Picture(decoded.rgb, decoded.alpha)
-
-    def _matte(self, rgb: np.ndarray, tri: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
-               ) -> tuple[np.ndarray, int, int]:
-        """(alpha, tiles run, pixels fed to the net)."""
-        multiple = self.matting.spec.size_multiple
-        mode: str = self.config.matting
-        if mode == "auto":
-            if not trimap.unknown_region(tri).any():
-                return tri.copy(), 0, 0
-            mode = band.choose_mode(tri, self.layout, multiple)
-        if mode == "dense":
-            alpha, tiles = band.matte_dense(self.matting, rgb, tri, run)
-            return alpha, tiles, band.net_pixels("dense", tri, self.layout, multiple)
-        alpha, tiles = band.matte_band(self.matting, rgb, tri, self.layout, run)
-        return alpha, tiles, tiles * self.layout.size ** 2
 
     def matting_region(self, fine: np.ndarray
                        ) -> tuple[tuple[int, int, int, int], tuple[int, int]] | None:
@@ -330,6 +304,39 @@ class Pipeline:
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, "PNG")
         self.run(buffer.getvalue(), CutoutOptions())
+
+
+def measuring_pipeline(model_dir: Path, segmenter_side: int | None = None, **fields: object
+                       ) -> Pipeline:
+    """A pipeline for measuring other values (`evaluate --set`, `bench.sweep --config`):
+    `fields` are PipelineConfig fields or the model spec's inference fields, by name;
+    `segmenter_side` replaces the model's working size."""
+    inference = {k: v for k, v in fields.items() if k in InferenceSpec.model_fields}
+    config = PipelineConfig(model_dir=model_dir,
+                            **{k: v for k, v in fields.items() if k not in inference})
+    spec = load_spec(model_dir).with_segmenter_side(segmenter_side).with_inference(**inference)
+    return Pipeline(config, spec)
+
+
+def _last_stage(options: CutoutOptions) -> Stage:
+    """The last stage an output needs (mask stops after segmentation, trimap before matting)."""
+    if not options.needs("trimap"):
+        return "segment"
+    return "matting" if options.needs("matting") else "trimap"
+
+
+def _stage_timer(timings: dict[str, float], deadline: Deadline
+                 ) -> Callable[[str], AbstractContextManager[None]]:
+    """A context manager per stage: checks the deadline first, adds the stage's time."""
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        deadline.check(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    return stage
 
 
 def _search_region(image: codec.Decoded, options: CutoutOptions

@@ -26,24 +26,23 @@ ARENA_SHRINKAGE = ("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """ONNX Runtime knobs shared by a worker's sessions."""
+    """ONNX Runtime knobs shared by a worker's sessions. The others are fixed by measurement
+    (docs/performance.md, "ONNX Runtime"): every graph optimisation, the CPU memory arena on
+    (off cost 20-40 % on the matting net), intra-op spinning off (20-30 % faster on shared
+    cores)."""
 
-    threads: int = 1
-    mem_arena: bool = True
-    spinning: bool = True
-    optimization: str = "all"  # disable / basic / extended / all
-    arena_shrinkage: bool = False
+    threads: int
+    arena_shrinkage: bool
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = OPTIMIZATION_LEVELS[self.optimization]
-        options.enable_cpu_mem_arena = self.mem_arena
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = True
         options.log_severity_level = 3
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
 
@@ -68,7 +67,7 @@ class OnnxModel:
     def __init__(self, path: Path, input_name: str | None, output_name: str | None,
                  runtime: RuntimeConfig) -> None:
         self.path = Path(path)
-        self.shrink_arena = runtime.mem_arena and runtime.arena_shrinkage
+        self.shrink_arena = runtime.arena_shrinkage
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=runtime.session_options(),
@@ -107,17 +106,11 @@ def with_arena_shrinkage(run_options: ort.RunOptions) -> ort.RunOptions:
 
 
 class Segmenter(OnnxModel):
-    """RGB image -> foreground probability at the working size the caller asks for.
+    """RGB image -> foreground probability at the working size the caller asks for."""
 
-    `flip`: also segment the mirror image and average the two probabilities. A net trained
-    with random flips errs differently on the two, so the mean is steadier, for a second
-    pass of the net (docs/performance.md)."""
-
-    def __init__(self, path: Path, spec: SegmenterSpec, runtime: RuntimeConfig,
-                 flip: bool = False) -> None:
+    def __init__(self, path: Path, spec: SegmenterSpec, runtime: RuntimeConfig) -> None:
         super().__init__(path, spec.input, spec.output, runtime)
         self.spec = spec
-        self.flip = flip
         self.normalise = Normaliser(spec.mean, spec.std)
 
     def predict(self, rgb: np.ndarray, out_size: tuple[int, int],
@@ -130,10 +123,6 @@ class Segmenter(OnnxModel):
             net_w, net_h = geometry.fit_long_side(width, height, side)
         image = geometry.resize(rgb, net_w, net_h)
         mask = self._probability(image, run_options)
-        if self.flip:
-            # Mirrored before padding, so that both passes see the image at the same place.
-            mirrored = self._probability(np.ascontiguousarray(image[:, ::-1]), run_options)
-            mask = 0.5 * (mask + mirrored[:, ::-1])
         return geometry.resize(mask, *out_size)
 
     def _probability(self, image: np.ndarray, run_options: ort.RunOptions | None) -> np.ndarray:
@@ -168,20 +157,12 @@ class TrimapModel(OnnxModel):
 
 
 class MattingModel(OnnxModel):
-    """[N, 4, h, w] (normalised RGB + trimap) -> alpha [N, h, w], fused with the trimap.
+    """[N, 4, h, w] (normalised RGB + trimap) -> alpha [N, h, w], fused with the trimap."""
 
-    `flip`: also matte the mirrored batch and average (as `Segmenter`'s)."""
-
-    def __init__(self, path: Path, spec: MattingSpec, runtime: RuntimeConfig,
-                 flip: bool = False) -> None:
+    def __init__(self, path: Path, spec: MattingSpec, runtime: RuntimeConfig) -> None:
         super().__init__(path, spec.input, spec.output, runtime)
         self.spec = spec
-        self.flip = flip
         self.normalise = Normaliser(spec.mean, spec.std)
 
     def predict(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
-        alpha = self.run(batch, run_options)[:, 0]
-        if self.flip:
-            mirrored = self.run(np.ascontiguousarray(batch[..., ::-1]), run_options)[:, 0]
-            alpha = 0.5 * (alpha + mirrored[..., ::-1])
-        return alpha
+        return self.run(batch, run_options)[:, 0]

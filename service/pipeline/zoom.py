@@ -18,8 +18,15 @@ from . import geometry
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom as fractions of the frame
 
+# Context around the object's box (fraction of its long side) and the second pass's weight
+# inside it. Flat around these values (docs/performance.md, "A second, closer look": margin 0.2,
+# blend 0.35 or 0.65 within 0.001 of alpha IoU), so they are fixed; when a second pass runs is
+# the model's `zoom_min_gain` (spec.json).
+MARGIN = 0.3
+BLEND = 0.5
 
-def zoom_box(mask: np.ndarray, margin: float, min_gain: float) -> Box | None:
+
+def zoom_box(mask: np.ndarray, min_gain: float, margin: float = MARGIN) -> Box | None:
     """The region worth a second pass, or None when there is no object (mask > 0.5), it fills
     too much of the frame for the second pass to enlarge it `min_gain` times, or min_gain <= 0
     (second looks off)."""
@@ -40,7 +47,7 @@ def zoom_box(mask: np.ndarray, margin: float, min_gain: float) -> Box | None:
 
 def look_closer(mask: np.ndarray, work_rgb: np.ndarray, box: Box, side: int,
                 segment: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
-                blend: float) -> np.ndarray:
+                blend: float = BLEND) -> np.ndarray:
     """`mask`, enlarged so that `box` spans about `side` pixels (never beyond the inference
     size of `work_rgb`), with `blend` of the second pass mixed in inside the box.
     `segment(rgb, (w, h))` is the segmenter returning probabilities at (w, h)."""

@@ -36,6 +36,9 @@ from ..pipeline import CutoutOptions, PipelineConfig, Result
 from .protocol import STOP, Done, Failed, Job, Ready, SetupFailed
 from .worker import worker_main
 
+# How long a dead worker's pipe EOF may precede its exit being seen (to name its signal).
+EXIT_WAIT_S = 1.0
+
 log = logging.getLogger("cutout.pool")
 
 
@@ -253,8 +256,9 @@ class WorkerPool:
             try:
                 message = reader.result()
             except (EOFError, OSError) as exc:
-                message = SetupFailed(f"worker exited during start-up ({exc.__class__.__name__}; "
-                                      f"exit code {process.exitcode})")
+                await asyncio.wait({slot.exited}, timeout=EXIT_WAIT_S)
+                message = SetupFailed(f"worker {exit_status(process)} during start-up "
+                                      f"({exc.__class__.__name__})")
         if isinstance(message, Ready):
             slot.state, slot.last_error = WorkerState.READY, None
             self.model_version = message.model_version
@@ -366,9 +370,10 @@ class WorkerPool:
         try:
             reply = reader.result()
         except (EOFError, OSError):
-            code = slot.process.exitcode if slot.process is not None else None
+            if slot.exited is not None:  # reaped, so that its exit status can be told
+                await asyncio.wait({slot.exited}, timeout=EXIT_WAIT_S)
             job.fail(WorkerCrashed(
-                f"the worker processing this image died (exit code {code}); it is being "
+                f"worker {exit_status(slot.process)} while processing this image; it is being "
                 "replaced, other requests are unaffected"))
             return "crashed"
         if isinstance(reply, Done) and reply.job_id == job.id:
@@ -432,3 +437,17 @@ def _join_or_kill(process: BaseProcess, join_s: float) -> None:
         except ProcessLookupError:
             pass
         process.join(timeout=5.0)
+
+
+def exit_status(process: BaseProcess | None) -> str:
+    """How a worker ended, in words: "killed by SIGKILL" (the OOM killer's signal, or an
+    operator's), "exited with code 1", or "ended (status unknown)" when it is not reaped yet."""
+    code = None if process is None else process.exitcode
+    if code is None:
+        return "ended (status unknown)"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"

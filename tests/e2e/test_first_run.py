@@ -67,8 +67,10 @@ def test_a_wheel_install_carries_and_finds_the_models(tmp_path):
 @pytest.mark.parametrize(("argv", "env", "named", "rule"), [
     (["serve"], {"CUTOUT_WORKERS": "0"}, "CUTOUT_WORKERS=0", "greater than or equal to 1"),
     (["serve", "--workers", "0"], {}, "--workers 0", "greater than or equal to 1"),
-    (["serve"], {"CUTOUT_TILE_SIZE": "100"}, "CUTOUT_TILE_SIZE", "multiple of 32"),
-    (["serve"], {"CUTOUT_SEGMENTER_MEAN": "grey"}, "CUTOUT_SEGMENTER_MEAN", "cannot parse"),
+    (["serve"], {"CUTOUT_TILE_SIZE": "100"}, "CUTOUT_TILE_SIZE", "was retired"),
+    (["serve"], {"CUTOUT_PORT": "http"}, "CUTOUT_PORT=http", "valid integer"),
+    (["serve"], {"CUTOUT_SEGMENTER_SPEC": "seg.json"}, "CUTOUT_SEGMENTER_SPEC=seg.json",
+     "does not exist"),
     (["remove", "x.jpg", "-o", "out", "--matting-side", "-1"], {}, "--matting-side -1",
      "greater than or equal to 0"),
 ])

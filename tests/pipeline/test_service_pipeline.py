@@ -1,6 +1,7 @@
 """The pipeline's stages in-process, with real ONNX Runtime sessions on random weights."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -8,18 +9,28 @@ import pytest
 from PIL import Image
 
 from service.errors import DeadlineExceeded, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
-from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, codec, geometry, trimap
+from service.pipeline import (
+    CutoutOptions,
+    Inference,
+    Pipeline,
+    PipelineConfig,
+    band,
+    codec,
+    geometry,
+    trimap,
+)
 from service.pipeline.options import parse_color, parse_margin
 from service.pipeline.runner import Deadline
-from service.pipeline.sessions import MattingModel, RuntimeConfig, Segmenter
-from service.pipeline.spec import SegmenterSpec, load_spec
+from service.pipeline.spec import load_spec
 from support.service import (
     colour_segmenter,
+    colour_segmenter_spec,
     decode,
     disc_image,
     encoded,
     linear_rgb_icc,
     png_with_claimed_size,
+    tiff_with_compression,
 )
 
 
@@ -107,11 +118,25 @@ def test_first_frame_of_animations_and_multipage_tiff():
 def test_refusals():
     with pytest.raises(PayloadTooLarge, match="before decoding"):
         codec.decode(png_with_claimed_size(4000, 3000), 10_000_000)
+    # Past Pillow's own bomb limit (179 MP) too, the limit quoted is ours.
+    for width, height in ((4000, 3000), (20000, 20000)):
+        with pytest.raises(PayloadTooLarge, match=r"limit of 10\.0 MP \(CUTOUT_MAX_PIXELS"):
+            codec.decode(png_with_claimed_size(width, height), 10_000_000)
     with pytest.raises(UnsupportedMediaType):
         codec.decode(b"<svg xmlns='http://www.w3.org/2000/svg'/>", 10**6)
     with pytest.raises(UndecodableImage):
         data = encoded(disc_image(64, 64), "PNG")
         codec.decode(data[:-30], 10**6)
+
+
+@pytest.mark.parametrize("compression", [50001, 50000, 34925, 34676])  # WebP, ZSTD, LZMA, SGI log
+def test_a_known_container_with_a_codec_not_supported_is_415(compression):
+    """A TIFF is a known container, but what it holds may need a codec libtiff was built
+    without: 415 with the codec's name, not a 400 "corrupt"."""
+    with pytest.raises(UnsupportedMediaType, match="TIFF image with .* compression"):
+        codec.decode(tiff_with_compression(compression), 10**6)
+    # The same container with a codec every build has decodes (raw strips: compression 1).
+    assert codec.decode(tiff_with_compression(1), 10**6).rgb[8, 8, 0] == 200
 
 
 # ---- geometry, options, trimap ---------------------------------------------------------------
@@ -120,7 +145,7 @@ def test_every_png_filter_is_lossless(png_filter):
     rng = np.random.default_rng(3)
     rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
     rgba[:, :20] = 0  # a transparent, zeroed region as in a cutout
-    config = codec.EncodeConfig(png_compression=1, png_filter=png_filter)
+    config = dataclasses.replace(PipelineConfig().encoding(), png_filter=png_filter)
     decoded = Image.open(io.BytesIO(codec.encode(rgba, "png", config)))
     assert decoded.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(decoded), rgba)
@@ -172,7 +197,7 @@ def ring_trimap(height: int, width: int) -> np.ndarray:
 
 def test_tiles_cover_every_unknown_pixel():
     unknown = trimap.unknown_region(ring_trimap(400, 500))
-    layout = band.TileLayout(128, 16)
+    layout = band.TileLayout(128, 16, 1)
     covered = np.zeros_like(unknown)
     tiles = band.plan_tiles(unknown, layout)
     assert len({(t.top, t.left) for t in tiles}) == len(tiles)  # no window run twice
@@ -199,7 +224,7 @@ def test_band_matting_writes_the_band_and_keeps_known_pixels(pipeline):
 def test_one_tile_equals_the_net_on_its_window(pipeline):
     rgb = np.asarray(disc_image(200, 150, radius=50))
     tri = ring_trimap(150, 200)
-    layout = band.TileLayout(256, 64)
+    layout = band.TileLayout(256, 64, 1)
     alpha, tiles = band.matte_band(pipeline.matting, rgb, tri, layout)
     assert tiles == 1
     window = np.empty((1, 4, 256, 256), np.float32)
@@ -209,35 +234,6 @@ def test_one_tile_equals_the_net_on_its_window(pipeline):
     np.testing.assert_allclose(alpha, expected, atol=1e-6)
 
 
-def test_flip_averaging_makes_the_nets_mirror_equivariant(random_model_dir):
-    """With flip on, a net's answer on the mirror image is the mirror of its answer, and it is
-    the mean of the two plain passes (random weights are far from mirror-symmetric)."""
-    spec = load_spec(random_model_dir)
-    runtime = RuntimeConfig()
-    plain = Segmenter(random_model_dir / spec.segmenter.file, spec.segmenter, runtime)
-    flipped = Segmenter(random_model_dir / spec.segmenter.file, spec.segmenter, runtime, flip=True)
-    rgb = np.asarray(disc_image(300, 200, radius=60))[:, 20:]  # width 280: padded to 288
-    mirror = np.ascontiguousarray(rgb[:, ::-1])
-    size = (rgb.shape[1], rgb.shape[0])
-    assert spec.segmenter.input_size == 320  # so that predict does not resize
-    once, twice = plain.predict(rgb, size), flipped.predict(rgb, size)
-    assert np.abs(once - plain.predict(mirror, size)[:, ::-1]).max() > 1e-3
-    np.testing.assert_allclose(flipped.predict(mirror, size)[:, ::-1], twice, atol=1e-5)
-    np.testing.assert_allclose(twice, 0.5 * (once + plain.predict(mirror, size)[:, ::-1]),
-                               atol=1e-5)
-
-    matting = MattingModel(random_model_dir / spec.matting.file, spec.matting, runtime)
-    matting_flipped = MattingModel(random_model_dir / spec.matting.file, spec.matting, runtime,
-                                   flip=True)
-    batch = np.random.default_rng(0).normal(size=(2, 4, 64, 96)).astype(np.float32)
-    batch[:, 3] = 0.5
-    mirrored = np.ascontiguousarray(batch[..., ::-1])
-    alpha = matting_flipped.predict(batch)
-    np.testing.assert_allclose(matting_flipped.predict(mirrored)[..., ::-1], alpha, atol=1e-5)
-    np.testing.assert_allclose(
-        alpha, 0.5 * (matting.predict(batch) + matting.predict(mirrored)[..., ::-1]), atol=1e-5)
-
-
 # ---- runner ----------------------------------------------------------------------------------
 def test_deadline_stops_the_pipeline(pipeline):
     data = encoded(disc_image(100, 80), "PNG")
@@ -245,28 +241,56 @@ def test_deadline_stops_the_pipeline(pipeline):
         pipeline.run(data, CutoutOptions(), Deadline(0.0))
 
 
-def test_dense_and_band_agree_on_known_pixels(random_model_dir, tmp_path):
-    segmenter = colour_segmenter(tmp_path / "colour.onnx")
-    spec = SegmenterSpec(file=str(segmenter), input_size=160, mean=(0, 0, 0), std=(1, 1, 1))
-    data = encoded(disc_image(240, 180, radius=50), "PNG")
-    mattes = {}
-    for mode in ("band", "dense"):
-        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec,
-                                matting=mode, tile_size=128, tile_margin=16)
-        result = Pipeline(config).run(data, CutoutOptions(output="alpha"))
-        mattes[mode] = np.asarray(decode(result.body))
-    tri = Pipeline(PipelineConfig(model_dir=random_model_dir, external_segmenter=spec)).run(
-        data, CutoutOptions(output="trimap"))
-    known = np.asarray(decode(tri.body)) != 128
-    assert (mattes["band"][known] == mattes["dense"][known]).all()
-    assert mattes["band"][90, 120] == 255 and mattes["band"][2, 2] == 0
+def colour_pipeline(model_dir, folder, spec=None, **fields) -> Pipeline:
+    """A pipeline on the random graphs whose segmenter is the colour graph (red is foreground)
+    at a 160 px working size; `spec`: the model spec to use, `fields`: PipelineConfig's."""
+    segmenter = colour_segmenter_spec(colour_segmenter(folder / "colour.onnx"), input_size=160)
+    return Pipeline(PipelineConfig(model_dir=model_dir, segmenter_spec=segmenter, **fields), spec)
+
+
+def test_infer_is_what_run_serves(random_model_dir, tmp_path):
+    """`infer` (what the evaluation and the contact sheet call) gives exactly the mask, trimap
+    and alpha that `run` serves, from one pass."""
+    pipeline = colour_pipeline(random_model_dir, tmp_path)
+    rgb = np.asarray(disc_image(320, 240, radius=60))
+    data = encoded(Image.fromarray(rgb), "PNG")
+    found = pipeline.infer(rgb)
+    for output, matte in (("alpha", found.matte), ("mask", found.mask_matte()),
+                          ("trimap", found.trimap_matte())):
+        served = np.asarray(decode(pipeline.run(data, CutoutOptions(output=output)).body))
+        np.testing.assert_array_equal(served, matte, err_msg=output)
+    assert (found.trimap == 0.5).sum() > 500 and found.alpha is not None
+    early = pipeline.infer(rgb, until="trimap")
+    assert early.alpha is None and "matting" not in early.timings
+    np.testing.assert_array_equal(early.matte, found.trimap_matte())
+
+
+def test_the_pipeline_mattes_with_matte_auto(random_model_dir, tmp_path):
+    """One choice between band tiles and one dense pass, `band.matte_auto`, which the pipeline
+    runs: with the matting net's alpha alone (matting_weight 1) the served alpha is its answer.
+    Band and dense agree on known pixels."""
+    spec = load_spec(random_model_dir).with_inference(matting_weight=1.0)
+    pipeline = colour_pipeline(random_model_dir, tmp_path, spec, matting_side=0)
+    rgb = np.asarray(disc_image(240, 180, radius=50))
+    found = pipeline.infer(rgb)
+    tri = found.trimap
+    alpha, tiles, net_px = band.matte_auto(pipeline.matting, rgb, tri, pipeline.layout)
+    np.testing.assert_array_equal(found.alpha, alpha)
+    assert (found.tiles, found.net_pixels) == (tiles, net_px) and tiles >= 1
+    mode = band.choose_mode(tri, pipeline.layout, 32)
+    assert net_px == band.net_pixels(mode, tri, pipeline.layout, 32)
+    tiled, _ = band.matte_band(pipeline.matting, rgb, tri, pipeline.layout)
+    dense, _ = band.matte_dense(pipeline.matting, rgb, tri)
+    known = tri != 0.5
+    assert (tiled[known] == dense[known]).all()
+    np.testing.assert_array_equal(alpha, dense if mode == "dense" else tiled)
+    assert found.matte[90, 120] == 255 and found.matte[2, 2] == 0
 
 
 def test_square_external_segmenter_with_minmax_output(random_model_dir, tmp_path):
-    segmenter = colour_segmenter(tmp_path / "colour.onnx")
-    spec = SegmenterSpec(file=str(segmenter), input_size=96, resize="square",
-                         activation="minmax", mean=(0, 0, 0), std=(1, 1, 1))
-    config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec)
+    segmenter = colour_segmenter_spec(colour_segmenter(tmp_path / "colour.onnx"), input_size=96,
+                                      resize="square", activation="minmax")
+    config = PipelineConfig(model_dir=random_model_dir, segmenter_spec=segmenter)
     result = Pipeline(config).run(encoded(disc_image(300, 120, radius=40)),
                                   CutoutOptions(output="mask"))
     mask = np.asarray(decode(result.body))
@@ -274,20 +298,20 @@ def test_square_external_segmenter_with_minmax_output(random_model_dir, tmp_path
 
 
 def test_matting_weight_mixes_the_two_nets_in_the_band_only(random_model_dir, tmp_path):
-    """matting_weight 1: the band is the matting net's; 0: the segmenter's probability; 0.5:
-    their mean. Known pixels are the trimap's 0 / 1 whatever the weight."""
-    segmenter = colour_segmenter(tmp_path / "colour.onnx")
-    spec = SegmenterSpec(file=str(segmenter), input_size=160, mean=(0, 0, 0), std=(1, 1, 1))
+    """spec.json's matting_weight 1: the band is the matting net's; 0: the segmenter's
+    probability; 0.5: their mean. Known pixels are the trimap's 0 / 1 whatever the weight."""
     # 320 x 240: the bundled segmenter's working size, so mask and matte share one grid.
-    data = encoded(disc_image(320, 240, radius=60), "PNG")
+    rgb = np.asarray(disc_image(320, 240, radius=60))
+    spec = load_spec(random_model_dir)
 
-    def run(output: str, **fields) -> np.ndarray:
-        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec, **fields)
-        return np.asarray(decode(Pipeline(config).run(data, CutoutOptions(output=output)).body),
-                          dtype=np.int32)
+    def run(weight: float) -> Inference:
+        return colour_pipeline(random_model_dir, tmp_path,
+                               spec.with_inference(matting_weight=weight)).infer(rgb)
 
-    mattes = {w: run("alpha", matting_weight=w) for w in (0.0, 0.5, 1.0)}
-    mask, tri = run("mask"), run("trimap")
+    found = {w: run(w) for w in (0.0, 0.5, 1.0)}
+    mattes = {w: f.matte.astype(np.int32) for w, f in found.items()}
+    mask = found[0.5].mask_matte().astype(np.int32)
+    tri = found[0.5].trimap_matte().astype(np.int32)
     band_px, known = tri == 128, tri != 128
     assert band_px.sum() > 500
     for matte in mattes.values():

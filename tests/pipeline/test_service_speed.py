@@ -1,7 +1,7 @@
-"""The speed levers (docs/performance.md) keep the pipeline's contracts: band tile placement
-covers every unknown pixel with fewer tiles, reduced-scale matting keeps known pixels exactly
-0 / 1 and the output at the input's size, the guided upsampling follows the full-size edges,
-the ONNX Runtime knobs load. Real ONNX sessions on random weights, no mocks."""
+"""The speed levers (docs/performance.md) keep the pipeline's contracts: tiles placed along the
+band cover every unknown pixel, reduced-scale matting keeps known pixels exactly 0 / 1 and the
+output at the input's size, the guided upsampling follows the full-size edges. Real ONNX
+sessions on random weights, no mocks."""
 from __future__ import annotations
 
 import cv2
@@ -10,8 +10,14 @@ import pytest
 
 from service.config import Settings
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig, band, trimap
-from service.pipeline.spec import SegmenterSpec
-from support.service import colour_segmenter, decode, disc_image, encoded
+from service.pipeline.spec import load_spec
+from support.service import (
+    colour_segmenter,
+    colour_segmenter_spec,
+    decode,
+    disc_image,
+    encoded,
+)
 
 
 def blob_trimap(height: int, width: int, seed: int) -> np.ndarray:
@@ -33,12 +39,11 @@ def blob_trimap(height: int, width: int, seed: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("placement", ["grid", "band"])
 @pytest.mark.parametrize("seed", range(6))
-def test_tile_planner_covers_every_unknown_pixel(placement, seed):
+def test_tile_planner_covers_every_unknown_pixel(seed):
     height, width = 300 + 37 * seed, 420 - 23 * seed
     unknown = trimap.unknown_region(blob_trimap(height, width, seed))
-    layout = band.TileLayout(96, 16, placement=placement)
+    layout = band.TileLayout(96, 16, 1)
     covered = np.zeros_like(unknown)
     tiles = band.plan_tiles(unknown, layout)
     assert len({(t.top, t.left) for t in tiles}) == len(tiles)
@@ -49,17 +54,6 @@ def test_tile_planner_covers_every_unknown_pixel(placement, seed):
             assert tile.left <= left and right <= tile.left + 96
             covered[top:bottom, left:right] = True
     assert covered[unknown].all()
-
-
-def test_band_placement_needs_fewer_tiles_than_the_grid():
-    counts = {}
-    for placement in ("grid", "band"):
-        total = 0
-        for seed in range(6):
-            unknown = trimap.unknown_region(blob_trimap(400, 500, seed))
-            total += len(band.plan_tiles(unknown, band.TileLayout(128, 16, placement=placement)))
-        counts[placement] = total
-    assert counts["band"] < counts["grid"], counts
 
 
 def test_upscale_band_keeps_known_pixels_and_follows_the_full_size_edge():
@@ -86,18 +80,16 @@ def test_upscale_band_keeps_known_pixels_and_follows_the_full_size_edge():
 
 
 @pytest.fixture(scope="module")
-def colour_spec(tmp_path_factory) -> SegmenterSpec:
+def colour_spec(tmp_path_factory):
+    """The colour segmenter's spec file, at a 160 px working size."""
     path = colour_segmenter(tmp_path_factory.mktemp("speed") / "colour.onnx")
-    return SegmenterSpec(file=str(path), input_size=160, mean=(0, 0, 0), std=(1, 1, 1))
+    return colour_segmenter_spec(path, input_size=160)
 
 
-@pytest.mark.parametrize("refine", ["none", "guided"])
-def test_reduced_scale_matting_keeps_known_regions_and_the_size(random_model_dir, colour_spec,
-                                                                refine):
+def test_reduced_scale_matting_keeps_known_regions_and_the_size(random_model_dir, colour_spec):
     data = encoded(disc_image(300, 220, radius=70), "PNG")
-    config = PipelineConfig(model_dir=random_model_dir, external_segmenter=colour_spec,
-                            matting_side=128, matting_refine=refine, tile_size=64,
-                            tile_margin=16, tile_batch=4, threads=1)
+    config = PipelineConfig(model_dir=random_model_dir, segmenter_spec=colour_spec,
+                            matting_side=128, threads=1)
     pipeline = Pipeline(config)
     ring = np.zeros((220, 300), np.float32)
     ring[40:180, 60:240] = 0.5
@@ -122,28 +114,14 @@ def test_matting_side_above_the_inference_size_changes_nothing(random_model_dir,
     data = encoded(disc_image(200, 150, radius=50), "PNG")
     mattes = []
     for side in (0, 4000):
-        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=colour_spec,
-                                matting_side=side, tile_size=128, tile_margin=16, threads=1)
+        config = PipelineConfig(model_dir=random_model_dir, segmenter_spec=colour_spec,
+                                matting_side=side, threads=1)
         pipeline = Pipeline(config)
         result = pipeline.run(data, CutoutOptions(output="alpha"))
         tri = np.asarray(decode(pipeline.run(data, CutoutOptions(output="trimap")).body))
         assert result.band_pixels == int((tri == 128).sum())  # matted at the full size
         mattes.append(np.asarray(decode(result.body)))
     assert (mattes[0] == mattes[1]).all()
-
-
-@pytest.mark.parametrize("level", ["disable", "basic", "extended"])
-def test_graph_optimisation_levels_load_and_agree(random_model_dir, colour_spec, level):
-    data = encoded(disc_image(160, 120, radius=40), "PNG")
-
-    def alpha(**kw) -> np.ndarray:
-        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=colour_spec,
-                                tile_size=64, tile_margin=16, threads=1, **kw)
-        return np.asarray(decode(Pipeline(config).run(data, CutoutOptions(output="alpha")).body),
-                          dtype=np.int16)
-
-    difference = np.abs(alpha(graph_optimization=level) - alpha(graph_optimization="all"))
-    assert difference.max() <= 2  # float reassociation only
 
 
 def _record_input_shapes(segmenter) -> list[tuple[int, ...]]:
@@ -160,12 +138,12 @@ def _record_input_shapes(segmenter) -> list[tuple[int, ...]]:
 
 
 def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_dir):
-    """The speed/quality knob: the segmenter's input and the ED layer's side follow it."""
+    """The model's working size (spec.json; `evaluate --input-size` measures others): the
+    segmenter's input and the ED layer's side follow it."""
     data = encoded(disc_image(300, 200, radius=60), "PNG")
     for side, expected in ((None, 320), (128, 128)):
-        pipeline = Pipeline(
-            PipelineConfig(model_dir=random_model_dir, segmenter_side=side, threads=1)
-        )
+        spec = load_spec(random_model_dir).with_segmenter_side(side)
+        pipeline = Pipeline(PipelineConfig(model_dir=random_model_dir, threads=1), spec)
         shapes = _record_input_shapes(pipeline.segmenter)
         result = pipeline.run(data, CutoutOptions(output="alpha"))
         assert max(shapes[-1][2:]) == expected and pipeline.trimap_side == expected
@@ -173,21 +151,19 @@ def test_segmenter_side_sets_the_bundled_segmenters_working_size(random_model_di
 
 
 def test_settings_reach_the_pipeline(tmp_path):
-    settings = Settings(model_dir=tmp_path, matting_side=640, matting_refine="none",
-                        tile_placement="grid", ort_graph_optimization="basic", segmenter_side=448,
-                        segmenter_flip=True, matting_flip=True, backdrop_distance=6)
+    settings = Settings(model_dir=tmp_path, matting_side=640, max_inference_side=1000,
+                        foreground_estimation=False, png_compression=6, ort_arena_shrinkage=False)
     config = settings.pipeline_config()
-    assert config.segmenter_side == 448
-    assert config.segmenter_flip and config.matting_flip and config.backdrop_distance == 6
-    assert (config.matting_side, config.matting_refine) == (640, "none")
-    assert (config.tile_placement, config.graph_optimization) == ("grid", "basic")
+    assert (config.matting_side, config.max_inference_side) == (640, 1000)
+    assert not config.foreground_estimation and config.encoding().png_compression == 6
+    assert config.runtime().arena_shrinkage is False
     defaults = Settings(model_dir=tmp_path).pipeline_config()
-    assert defaults.matting_side == PipelineConfig(model_dir=tmp_path).matting_side
-    assert not (defaults.segmenter_flip or defaults.matting_flip)
-    assert defaults.backdrop_distance == 6.0
-    assert (
-        Settings(model_dir=tmp_path, backdrop_distance=0).pipeline_config().backdrop_distance == 0
-    )
+    assert defaults.matting_side == PipelineConfig(model_dir=tmp_path).matting_side == 512
+
+
+def test_the_pipeline_uses_the_measured_tiles(random_model_dir):
+    pipeline = Pipeline(PipelineConfig(model_dir=random_model_dir, threads=1))
+    assert pipeline.layout == band.TILES == band.TileLayout(128, 16, 4)
 
 
 @pytest.fixture(scope="module")
@@ -210,15 +186,17 @@ def test_auto_matting_takes_the_cheaper_of_tiles_and_one_pass(matting_model):
     # A small crop full of band: one dense pass feeds the net fewer pixels than the tiles.
     small_tri = ring(96, 128, 30)
     small_rgb = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    auto, tiles = band.matte_auto(matting_model, small_rgb, small_tri, layout)
+    auto, tiles, net_px = band.matte_auto(matting_model, small_rgb, small_tri, layout)
     dense, _ = band.matte_dense(matting_model, small_rgb, small_tri)
     assert tiles == 1 and np.allclose(auto, dense, atol=1e-6)
+    assert net_px == 96 * 128
     # A thin ring in a large frame: tiles.
     big_tri = ring(320, 320, 40)
     big_rgb = rng.integers(0, 255, (320, 320, 3), dtype=np.uint8)
-    auto, tiles = band.matte_auto(matting_model, big_rgb, big_tri, layout)
+    auto, tiles, net_px = band.matte_auto(matting_model, big_rgb, big_tri, layout)
     tiled, expected_tiles = band.matte_band(matting_model, big_rgb, big_tri, layout)
     assert tiles == expected_tiles > 1 and np.allclose(auto, tiled, atol=1e-6)
+    assert net_px == tiles * 64 * 64
     known = big_tri != 0.5
     assert (auto[known] == big_tri[known]).all()
     assert band.matte_auto(matting_model, big_rgb, np.ones_like(big_tri), layout)[1] == 0

@@ -5,9 +5,9 @@ import numpy as np
 from PIL import Image
 
 from service.pipeline import CutoutOptions, Pipeline, PipelineConfig
-from service.pipeline.spec import SegmenterSpec
+from service.pipeline.spec import load_spec
 from service.pipeline.zoom import zoom_box
-from support.service import colour_segmenter, decode, encoded
+from support.service import colour_segmenter, colour_segmenter_spec, decode, encoded
 
 
 def _square(size: int, side: int) -> np.ndarray:
@@ -18,12 +18,12 @@ def _square(size: int, side: int) -> np.ndarray:
 
 
 def test_zoom_box_only_for_objects_small_enough_to_gain():
-    assert zoom_box(np.zeros((100, 100), np.float32), 0.3, 1.15) is None
-    assert zoom_box(_square(100, 90), 0.3, 1.15) is None  # fills the frame
-    left, top, right, bottom = zoom_box(_square(100, 20), 0.3, 1.15)
+    assert zoom_box(np.zeros((100, 100), np.float32), 1.15) is None
+    assert zoom_box(_square(100, 90), 1.15) is None  # fills the frame
+    left, top, right, bottom = zoom_box(_square(100, 20), 1.15)
     # The 20 px square (40..60) plus 30 % of its side on every side.
     assert np.allclose((left, top, right, bottom), (0.34, 0.34, 0.66, 0.66))
-    assert zoom_box(_square(100, 20), 0.3, 4.0) is None  # 100 / 32 px enlarges only 3.1x
+    assert zoom_box(_square(100, 20), 4.0) is None  # 100 / 32 px enlarges only 3.1x
 
 
 def _slit_square() -> bytes:
@@ -35,13 +35,12 @@ def _slit_square() -> bytes:
 
 
 def test_a_closer_look_finds_what_the_first_pass_blurred(random_model_dir, tmp_path):
-    spec = SegmenterSpec(file=str(colour_segmenter(tmp_path / "colour.onnx")), input_size=64,
-                         mean=(0, 0, 0), std=(1, 1, 1))
+    segmenter = colour_segmenter_spec(colour_segmenter(tmp_path / "colour.onnx"), input_size=64)
+    config = PipelineConfig(model_dir=random_model_dir, segmenter_spec=segmenter)
     masks, looked = {}, {}
     for gain in (0.0, 1.15):
-        config = PipelineConfig(model_dir=random_model_dir, external_segmenter=spec,
-                                zoom_min_gain=gain)
-        result = Pipeline(config).run(_slit_square(), CutoutOptions(output="mask"))
+        spec = load_spec(random_model_dir).with_inference(zoom_min_gain=gain)
+        result = Pipeline(config, spec).run(_slit_square(), CutoutOptions(output="mask"))
         masks[gain] = np.asarray(decode(result.body)).astype(int)
         looked[gain] = result.looked_closer
     plain, zoomed = masks[0.0], masks[1.15]

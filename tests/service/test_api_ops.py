@@ -14,7 +14,13 @@ import pytest
 from service.config import Settings
 from service.errors import ModelFolderError
 from service.main import create_app
-from support.service import LiveServer, post, restarts
+from support.service import (
+    LiveServer,
+    colour_segmenter,
+    colour_segmenter_settings,
+    post,
+    restarts,
+)
 
 # Half of what the slow image needs on a fast machine (about 4 s for a 1500 px dense pass once
 # warm), so the 504 below does not hinge on the machine's speed.
@@ -22,10 +28,11 @@ TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def server(random_model_dir):
+def server(random_model_dir, tmp_path_factory):
+    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=2, threads=1, queue_size=1,
                         request_timeout_s=TIMEOUT_S, kill_grace_s=3.0, retry_after_s=2,
-                        matting="dense")
+                        matting_side=0, **colour_segmenter_settings(segmenter))
     live = LiveServer(settings).start()
     with live.client() as client:
         live.first_ready = client.get("/readyz")  # type: ignore[attr-defined]
@@ -110,6 +117,7 @@ def test_killed_busy_worker_is_replaced_and_its_request_answered(server, slow_im
         assert other.result().status_code == 200, (other.result().text, server.pool.status())
     assert response.status_code == 500, response.text
     assert response.json()["code"] == "worker_crashed"
+    assert "worker killed by SIGKILL" in response.json()["error"]
     server.wait_ready(timeout=60)
     new_pids = set(server.pool.worker_pids())
     assert busy[0] not in new_pids and len(new_pids - old_pids) == 1

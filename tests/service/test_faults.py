@@ -18,10 +18,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from service.config import Settings
-from support.service import REPO_ROOT, disc_image, encoded, post, restarts, serving
+from support.service import (
+    RED,
+    REPO_ROOT,
+    WHITE,
+    colour_segmenter,
+    colour_segmenter_settings,
+    encoded,
+    post,
+    restarts,
+    serving,
+)
 
 TIMEOUT_S = 6.0
 # The issue asks for a replacement worker within 5 s: measured 2-3 s here (forkserver; 5-6 s with
@@ -31,10 +43,11 @@ RESTART_BOUND_S = 15.0
 
 
 @pytest.fixture(scope="module")
-def server(random_model_dir):
+def server(random_model_dir, tmp_path_factory):
+    segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=2, threads=1, queue_size=1,
                         request_timeout_s=TIMEOUT_S, kill_grace_s=3.0, retry_after_s=3,
-                        matting="dense")
+                        matting_side=0, **colour_segmenter_settings(segmenter))
     with serving(settings) as live:
         yield live
 
@@ -85,6 +98,7 @@ def test_sigkill_mid_request_fails_only_that_request(server, slow_image, quick_i
         statuses = others.result()
     assert response.status_code == 500, response.text
     assert response.json()["code"] == "worker_crashed"
+    assert "worker killed by SIGKILL" in response.json()["error"]
     assert statuses == [200] * 12, statuses  # no other request failed
     assert restarts(server, "crashed") == crashed_before + 1
     assert not pid_alive(victim)
@@ -182,16 +196,27 @@ def test_full_queue_answers_429_with_rate_limit_headers_on_removebg(server, slow
 
 
 # ---- graceful shutdown -------------------------------------------------------------------------
+def squares(side: int) -> bytes:
+    """Red and white squares (as conftest's slow_image): for the colour segmenter, an unknown
+    band over the whole image."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    red = ((yy // 24) + (xx // 24)) % 2 == 0
+    pixels = np.where(red[..., None], np.array(RED, np.uint8), np.array(WHITE, np.uint8))
+    return encoded(Image.fromarray(pixels.astype(np.uint8)), "JPEG", quality=85)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def test_sigterm_finishes_in_flight_work(random_model_dir):
+def test_sigterm_finishes_in_flight_work(random_model_dir, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CUTOUT_MATTING": "dense", "CUTOUT_QUEUE_SIZE": "4"}
+    segmenter = colour_segmenter_settings(colour_segmenter(tmp_path / "colour.onnx"))
+    env = {**os.environ, "CUTOUT_MATTING_SIDE": "0", "CUTOUT_QUEUE_SIZE": "4",
+           "CUTOUT_SEGMENTER_SPEC": str(segmenter["segmenter_spec"])}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
          str(port), "--model-dir", str(random_model_dir), "--workers", "1", "--threads", "1",
@@ -208,7 +233,7 @@ def test_sigterm_finishes_in_flight_work(random_model_dir):
 
             wait_for(ready, 120, "the server")
             worker_pid = client.get("/readyz").json()["workers"][0]["pid"]
-        image = encoded(disc_image(700, 700), "JPEG", quality=85)  # about a second, dense
+        image = squares(700)  # band everywhere: a dense pass over 700 x 700, seconds
         with ThreadPoolExecutor(2) as threads:
             first = threads.submit(post, url, image)
             second = threads.submit(post, url, image)  # waits in the queue

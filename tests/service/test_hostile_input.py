@@ -22,6 +22,7 @@ from support.service import (
     heic_with_claimed_size,
     png_with_claimed_size,
     serving,
+    tiff_with_compression,
 )
 
 MAX_BODY = 2 * 1024 * 1024
@@ -136,7 +137,14 @@ CASES = {
     "pdf": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", 415, "unsupported_media_type"),
     "random_bytes": (random.Random(1).randbytes(8192), 415, "unsupported_media_type"),
     "too_many_frames": (two_frames("GIF", MAX_FRAMES + 2), 413, "payload_too_large"),
+    "tiff_with_webp_codec": (tiff_with_compression(50001), 415, "unsupported_media_type"),
 }
+# Every 413 names the setting whose limit it is.
+LIMITS = {"bomb_header_60000": "CUTOUT_MAX_PIXELS",
+          "bomb_header_over_max_pixels": "CUTOUT_MAX_PIXELS",
+          "heic_header_60000": "CUTOUT_MAX_PIXELS",
+          "heic_header_over_max_pixels": "CUTOUT_MAX_PIXELS",
+          "too_many_frames": "CUTOUT_MAX_FRAMES"}
 
 
 def assert_error(response, status: int, code: str | None) -> None:
@@ -156,6 +164,8 @@ def test_raw_body_cases(client, name):
     assert response.headers["x-content-type-options"] == "nosniff"
     if status != 200:
         assert_error(response, status, code)
+        if status == 413:
+            assert LIMITS[name] in response.json()["error"], response.json()
         return
     assert response.status_code == 200, response.text[:300]
     image = decode(response.content)
@@ -251,6 +261,7 @@ def test_oversized_multipart_and_chunked_bodies(server, client, spool_dir):
     big = random.Random(2).randbytes(MAX_BODY + 1024)
     response = client.post("/v1/cutout", files={"image": ("big.jpg", big, "image/jpeg")})
     assert_error(response, 413, "payload_too_large")
+    assert "CUTOUT_MAX_BODY_BYTES" in response.json()["error"]
 
     def chunks():
         for start in range(0, len(big), 65536):

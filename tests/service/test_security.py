@@ -1,6 +1,6 @@
 """API keys, `image_url` and logs, through real HTTP. Only local servers: an HTTP server on
-127.0.0.1 plays the outside world, and must be REFUSED unless the test-only
-`image_url_allow_loopback` setting is on."""
+127.0.0.1 plays the outside world, and must be REFUSED unless the app was made with
+`create_app(..., image_url_allow_loopback=True)` (tests only; no setting opens it)."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from service.config import Settings
 from service.security import AddressRefused, check_address
@@ -117,10 +118,10 @@ def fetching(random_model_dir, tmp_path_factory):
     found)."""
     segmenter = colour_segmenter(tmp_path_factory.mktemp("seg") / "colour.onnx")
     settings = Settings(model_dir=random_model_dir, workers=1, threads=1, warm_up=False,
-                        image_url_enabled=True, image_url_allow_loopback=True,
+                        image_url_enabled=True,
                         image_url_max_bytes=FETCH_LIMIT, image_url_timeout_s=2.0,
                         image_url_max_redirects=2, **colour_segmenter_settings(segmenter))
-    with serving(settings) as live:
+    with serving(settings, image_url_allow_loopback=True) as live:
         yield live
 
 
@@ -186,11 +187,18 @@ def test_public_addresses_pass(address):
     assert str(check_address(address)) == address
 
 
-def test_loopback_only_with_the_test_setting():
+def test_loopback_is_no_setting():
+    """The test switch is an app-factory argument, never something an environment can set."""
+    assert "image_url_allow_loopback" not in Settings.model_fields
+    with pytest.raises(ValidationError, match="retired"):
+        Settings(image_url_allow_loopback=True)
+
+
+def test_loopback_only_with_the_test_switch():
     with pytest.raises(AddressRefused):
         check_address("127.0.0.1")
     assert str(check_address("127.0.0.1", allow_loopback=True)) == "127.0.0.1"
-    with pytest.raises(AddressRefused):  # the test setting opens loopback, nothing else
+    with pytest.raises(AddressRefused):  # the test switch opens loopback, nothing else
         check_address("10.0.0.1", allow_loopback=True)
 
 
@@ -326,8 +334,6 @@ def _text_chunk(marker: bytes):
 
 # ---- settings ------------------------------------------------------------------------------------
 def test_key_settings_from_the_environment(monkeypatch, tmp_path, random_model_dir):
-    from pydantic import ValidationError
-
     from service.security import ApiKeys
 
     monkeypatch.setenv("CUTOUT_API_KEYS", "k1, k2")

@@ -10,17 +10,22 @@ import pytest
 from pydantic import ValidationError
 
 from service.cli import SERVE_FLAGS, _settings, build_parser
-from service.config import Settings
-from support.service import REPO_ROOT
+from service.config import RETIRED, Settings
+from service.errors import ModelFolderError
+from service.pipeline import PipelineConfig
+from service.pipeline.spec import InferenceSpec, load_segmenter_spec, load_spec
+from support.service import REPO_ROOT, colour_segmenter, colour_segmenter_spec
+
+MAX_SETTINGS = 35
 
 
 def test_environment_overrides_defaults(monkeypatch):
     monkeypatch.setenv("CUTOUT_WORKERS", "3")
     monkeypatch.setenv("CUTOUT_QUEUE_SIZE", "0")
-    monkeypatch.setenv("CUTOUT_SEGMENTER_MEAN", "[0.5, 0.5, 0.5]")
+    monkeypatch.setenv("CUTOUT_MATTING_SIDE", "768")
     settings = Settings()
     assert settings.workers == 3 and settings.queue_size == 0
-    assert settings.segmenter_mean == (0.5, 0.5, 0.5)
+    assert settings.pipeline_config().matting_side == 768
 
 
 def test_flags_win_over_the_environment(monkeypatch):
@@ -32,11 +37,43 @@ def test_flags_win_over_the_environment(monkeypatch):
     assert settings.port == 9000  # not given as a flag: the environment's
 
 
-@pytest.mark.parametrize("values", [{"tile_size": 300}, {"tile_size": 128, "tile_margin": 64},
-                                    {"workers": 0}, {"matting": "sparse"}])
+@pytest.mark.parametrize("values", [{"workers": 0}, {"matting_side": -1}, {"max_pixels": 0},
+                                    {"segmenter_spec": "/nonexistent/segmenter.json"}])
 def test_invalid_settings_fail(values):
     with pytest.raises(ValidationError):
         Settings(**values)
+
+
+def test_each_pipeline_setting_is_declared_once():
+    """Settings inherit the pipeline's fields (the same declaration, so the same default), and
+    hand all of them on; there are at most MAX_SETTINGS settings in all."""
+    assert len(Settings.model_fields) <= MAX_SETTINGS
+    for name, field in PipelineConfig.model_fields.items():
+        assert Settings.model_fields[name].default == field.default, name
+        assert Settings.model_fields[name].description == field.description, name
+    config = Settings(workers=1, threads=3, matting_side=640).pipeline_config()
+    assert config.threads == 3 and config.matting_side == 640
+    assert config.model_dir.is_absolute()
+    defaults = PipelineConfig()
+    assert config.model_copy(update={"threads": None, "matting_side": 512}) == defaults
+
+
+@pytest.mark.parametrize("name", ["segmenter_path", "segmenter_flip", "tile_size", "matting",
+                                  "matting_weight", "image_url_allow_loopback"])
+def test_a_retired_setting_fails_and_names_its_replacement(monkeypatch, name):
+    monkeypatch.setenv(f"CUTOUT_{name.upper()}", "1")
+    with pytest.raises(ValidationError, match=f"CUTOUT_{name.upper()} was retired"):
+        Settings()
+    assert name in RETIRED and name not in Settings.model_fields
+
+
+def test_the_bundled_spec_holds_the_inference_values_measured_with_it():
+    """models/spec.json's inference block: today's (measured) values, which are also what a
+    spec.json without the block gets."""
+    spec = load_spec(REPO_ROOT / "models")
+    assert spec.inference == InferenceSpec()
+    assert spec.inference.matting_weight == 0.5 and spec.inference.backdrop_distance == 6.0
+    assert spec.inference.zoom_min_gain == 1.15
 
 
 def test_threads_split_the_cores_between_workers():
@@ -45,12 +82,27 @@ def test_threads_split_the_cores_between_workers():
     assert Settings(workers=1).threads_per_worker >= settings.threads_per_worker
 
 
-def test_external_segmenter_settings(tmp_path):
-    path = tmp_path / "seg.onnx"
-    settings = Settings(segmenter_path=path, segmenter_input_size=1024, segmenter_resize="square")
-    spec = settings.pipeline_config().external_segmenter
-    assert spec is not None and spec.file == str(path.resolve())
+def test_an_external_segmenter_is_one_spec_file(tmp_path):
+    """CUTOUT_SEGMENTER_SPEC names a JSON file; its graph is found beside it, and the fields it
+    leaves out get the defaults."""
+    graph = colour_segmenter(tmp_path / "seg.onnx")
+    spec_file = colour_segmenter_spec(graph, input_size=1024, resize="square")
+    config = Settings(segmenter_spec=spec_file).pipeline_config()
+    assert config.segmenter_spec == spec_file.resolve()
+    spec = load_segmenter_spec(config.segmenter_spec)
+    assert spec.file == str(graph.resolve())
     assert spec.input_size == 1024 and spec.resize == "square" and spec.input is None
+    assert spec.size_multiple == 32 and spec.activation == "none"
+
+
+def test_a_segmenter_spec_that_names_no_graph_fails_with_its_path(tmp_path):
+    spec_file = tmp_path / "seg.json"
+    spec_file.write_text('{"file": "missing.onnx"}')
+    with pytest.raises(ModelFolderError, match="missing.onnx"):
+        load_segmenter_spec(spec_file)
+    spec_file.write_text('{"input_size": 320}')
+    with pytest.raises(ModelFolderError, match="not a valid segmenter spec"):
+        load_segmenter_spec(spec_file)
 
 
 def test_serving_code_never_imports_torch():

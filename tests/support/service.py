@@ -3,6 +3,7 @@ thread, test images made with Pillow, a tiny colour-threshold ONNX segmenter, an
 from __future__ import annotations
 
 import io
+import json
 import struct
 import threading
 import time
@@ -26,9 +27,10 @@ WHITE = (255, 255, 255)
 
 # ---- a live server ---------------------------------------------------------------------------
 @contextmanager
-def serving(settings: Settings) -> Iterator[LiveServer]:
-    """A started server with its workers ready; stopped on leaving."""
-    live = LiveServer(settings).start()
+def serving(settings: Settings, **app_options) -> Iterator[LiveServer]:
+    """A started server with its workers ready; stopped on leaving. `app_options` go to
+    `create_app` (e.g. image_url_allow_loopback=True)."""
+    live = LiveServer(settings, **app_options).start()
     try:
         live.wait_ready()
         yield live
@@ -54,8 +56,8 @@ def restarts(server: LiveServer, reason: str) -> float:
 class LiveServer:
     """The app under uvicorn on a free port, its worker pool started by the lifespan."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
+    def __init__(self, settings: Settings, **app_options) -> None:
+        self.app = create_app(settings, **app_options)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
                                 lifespan="on")
         self.server = uvicorn.Server(config)
@@ -150,6 +152,15 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
+def tiff_with_compression(compression: int) -> bytes:
+    """A 16 x 16 red TIFF whose compression tag says `compression` (the strip is left raw): a
+    known container with a codec a libtiff build may lack (50001 WebP, 50000 ZSTD, ...)."""
+    data = bytearray(encoded(Image.new("RGB", (16, 16), (200, 30, 30)), "TIFF"))
+    tag = data.find(b"\x03\x01\x03\x00\x01\x00\x00\x00")  # tag 259, SHORT, count 1
+    data[tag + 8:tag + 10] = compression.to_bytes(2, "little")
+    return bytes(data)
+
+
 # ---- a pluggable segmenter for tests ---------------------------------------------------------
 def colour_segmenter(path: Path) -> Path:
     """ONNX graph: RGB in [0, 1] -> sigmoid(20 * (R - (G + B) / 2 - 0.3)): red things are
@@ -174,9 +185,17 @@ def colour_segmenter(path: Path) -> Path:
     return path
 
 
+def colour_segmenter_spec(path: Path, **fields) -> Path:
+    """The external-segmenter spec file of the colour graph at `path` (written beside it):
+    RGB / 255 unnormalised, 320 px long side; `fields` win."""
+    spec = path.with_suffix(".json")
+    spec.write_text(json.dumps({"file": path.name, "mean": [0.0, 0.0, 0.0],
+                                "std": [1.0, 1.0, 1.0], "input_size": 320, **fields}))
+    return spec
+
+
 def colour_segmenter_settings(path: Path) -> dict:
-    return {"segmenter_path": path, "segmenter_mean": (0.0, 0.0, 0.0),
-            "segmenter_std": (1.0, 1.0, 1.0), "segmenter_input_size": 320}
+    return {"segmenter_spec": colour_segmenter_spec(path)}
 
 
 def colour_server_settings(model_dir: Path, folder: Path, **overrides) -> dict:

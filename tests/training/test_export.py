@@ -168,6 +168,7 @@ def test_spec_json_describes_the_graphs(random_model_dir: Path) -> None:
         assert spec[stage]["output"] == graph.output_name
     assert spec["segmenter"]["size_multiple"] == spec["matting"]["size_multiple"] == 32
     assert spec["trimap"]["max_radius"] == TrimapConfig().max_radius
+    assert set(spec["inference"]) == {"matting_weight", "backdrop_distance", "zoom_min_gain"}
 
 
 # --------------------------------------------------------------------------- parity

@@ -288,66 +288,6 @@ def test_trimap_rate_range_must_be_ordered(tmp_path):
         TrainConfig(task="matting", run_dir=tmp_path, trimap_rate_range=(0.05, 0.01))
 
 
-def test_unsure_blobs_cover_the_asked_share_in_a_few_smooth_patches():
-    from model_export.train.tasks import unsure_blobs
-
-    torch.manual_seed(0)
-    blobs = unsure_blobs(torch.zeros(16, 1, 96, 128), cover=(0.05, 0.15))
-    assert blobs.shape == (16, 1, 96, 128) and blobs.dtype == torch.bool
-    cover = blobs.float().mean(dim=(1, 2, 3))
-    assert (cover >= 0.045).all() and (cover <= 0.155).all()
-    # Patches, not salt: most blob pixels have all 4 neighbours in the blob too.
-    inner = blobs[:, :, 1:-1, 1:-1]
-    neighbours = (blobs[:, :, :-2, 1:-1] & blobs[:, :, 2:, 1:-1]
-                  & blobs[:, :, 1:-1, :-2] & blobs[:, :, 1:-1, 2:])
-    assert (neighbours & inner).sum() > 0.7 * inner.sum()  # salt of this cover: ~0.01
-
-
-def test_unsure_blob_share_marks_gt_interiors_unknown(tmp_path):
-    """--unsure-blob-share 1: every GT trimap gets unknown patches beyond the band, deep in the
-    disc and in the background; share 0 keeps the plain band."""
-    from model_export.train.__main__ import parse_config
-
-    alpha = (_disc_batch(n=8, size=128)["alpha"] > 0.5).float()
-    unknown = {}
-    for share in ("0", "1"):
-        config = parse_config(["matting", "--run-dir", str(tmp_path), "--unsure-blob-share", share,
-                               "--trimap-rate-range", "0.01", "0.01"])
-        torch.manual_seed(0)
-        unknown[share] = MattingTask(config).make_trimap(alpha) == 0.5
-    assert unknown["0"].float().mean() < 0.05
-    assert unknown["1"].float().mean() > unknown["0"].float().mean() + 0.02
-    assert (unknown["0"] <= unknown["1"]).all()  # the band is kept, patches are added
-
-
-def test_unsure_band_reaches_the_segmenter_trimaps(tmp_path, random_model_dir):
-    """With --unsure-band the training trimaps from the segmenter mark its hesitant pixels
-    unknown, as the exported ED layer with that band does at serve time."""
-    from model_export.train.__main__ import parse_config
-
-    config = parse_config(["matting", "--run-dir", str(tmp_path), "--unsure-band", "0.05", "0.95",
-                           "--trimap-segmenter", str(random_model_dir / "segmenter.onnx"),
-                           "--segmenter-trimap-share", "1"])
-    assert config.unsure_band == (0.05, 0.95)
-    task = MattingTask(config)
-    batch = _disc_batch(n=2)
-    probability = task.segmenter_probability(batch["image"])
-    trimap = task.make_trimap(batch["alpha"], batch["image"])
-    hesitant = (probability > 0.05) & (probability < 0.95)
-    assert hesitant.any()
-    assert (trimap[hesitant] == 0.5).all()
-
-
-def test_unsure_band_must_straddle_one_half(tmp_path):
-    """A band the threshold lies outside of stops the run before its first step (the ED layer
-    checks it)."""
-    import pytest
-
-    with pytest.raises(ValueError, match="straddle"):
-        MattingTask(TrainConfig(task="matting", run_dir=tmp_path, unsure_band=(0.6, 0.9)))
-
-
-
 def _autocast_steps(trainer: Trainer, steps: int = 6) -> list[torch.Tensor]:
     batch = _disc_batch()
     torch.manual_seed(0)

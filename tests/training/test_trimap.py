@@ -322,27 +322,16 @@ def test_export_cli_sets_the_band_rates(tmp_path: Path) -> None:
     assert (got[~binary] == 0.5).sum() > 2 * (got[binary] == 0.5).sum()
 
 
-def test_export_cli_unsure_band_marks_hesitant_pixels_unknown(tmp_path: Path) -> None:
-    """`--unsure-band LOW HIGH`: the graph marks every probability strictly between LOW and
-    HIGH unknown, on top of the band; everything else is the plain ED trimap."""
-    export_main(["--random", "--out", str(tmp_path), "--unsure-band", "0.2", "0.9"])
-    spec = json.loads((tmp_path / "spec.json").read_text())
-    assert spec["trimap"]["unsure_band"] == [0.2, 0.9]
-    session = ort.InferenceSession(str(tmp_path / TRIMAP.file), providers=["CPUExecutionProvider"])
-    mask = _soft(_ellipse(96, 128), 4)  # values in [0, 0.49] and [0.51, 1]
-    got = session.run(None, {TRIMAP.input_name: mask[None, None]})[0][0, 0]
-    plain = reference_trimap(mask, ERODE_RATE, DILATE_RATE)
-    unsure = (mask > 0.2) & (mask < 0.9)
-    assert unsure.mean() > 0.3  # the check below covers many pixels of both kinds
-    assert (got[unsure] == 0.5).all()
-    np.testing.assert_array_equal(got[~unsure], plain[~unsure])
-    # A confident mask gives the plain trimap exactly.
-    confident = (_ellipse(96, 128) * 0.98 + 0.01).astype(np.float32)
-    got = session.run(None, {TRIMAP.input_name: confident[None, None]})[0][0, 0]
-    np.testing.assert_array_equal(got, reference_trimap(confident, ERODE_RATE, DILATE_RATE))
+def test_export_cli_writes_the_inference_block(tmp_path: Path) -> None:
+    """spec.json's `inference` block: the service's defaults unless given, and what the service
+    reads (service/pipeline/spec.py)."""
+    from service.pipeline.spec import InferenceSpec, load_spec
 
-
-@pytest.mark.parametrize("band", [(0.6, 0.9), (0.1, 0.4), (0.3, 1.2), (-0.1, 0.8)])
-def test_unsure_band_must_straddle_the_threshold(band: tuple[float, float]) -> None:
-    with pytest.raises(ValueError, match="straddle"):
-        EDTrimap(ERODE_RATE, DILATE_RATE, unsure_band=band)
+    export_main(["--random", "--out", str(tmp_path / "a")])
+    assert load_spec(tmp_path / "a").inference == InferenceSpec()
+    export_main(["--random", "--out", str(tmp_path / "b"), "--matting-weight", "0.7",
+                 "--backdrop-distance", "0", "--zoom-min-gain", "1.3"])
+    spec = json.loads((tmp_path / "b" / "spec.json").read_text())
+    assert spec["inference"] == {"matting_weight": 0.7, "backdrop_distance": 0.0,
+                                 "zoom_min_gain": 1.3}
+    assert load_spec(tmp_path / "b").inference.matting_weight == 0.7

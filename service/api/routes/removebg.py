@@ -200,10 +200,10 @@ async def removebg(request: Request, pool: PoolDep, metrics: MetricsDep,
         # replace it (model_copy: the combination is already checked).
         options = request_options.cutout_options(b"" if bg_url else bg_data)
         if image_url:
-            data = await fetch_image(image_url, _fetch_policy(settings))
+            data = await fetch_image(image_url, _fetch_policy(settings, request))
         if bg_url:
             options = options.model_copy(
-                update={"bg_image": await fetch_image(bg_url, _fetch_policy(settings))})
+                update={"bg_image": await fetch_image(bg_url, _fetch_policy(settings, request))})
         assert data is not None
         outcome = await pool.submit(data, options)
         if outcome.result.object_box is None:
@@ -238,11 +238,11 @@ async def account() -> RemoveBgAccount:
         credits=credits, api=RemoveBgApiInfo(free_calls=UNLIMITED, sizes="all"))))
 
 
-def _fetch_policy(settings: Settings) -> FetchPolicy:
+def _fetch_policy(settings: Settings, request: Request) -> FetchPolicy:
     return FetchPolicy(max_bytes=settings.image_url_max_bytes or settings.max_body_bytes,
                        timeout_s=settings.image_url_timeout_s,
                        max_redirects=settings.image_url_max_redirects,
-                       allow_loopback=settings.image_url_allow_loopback)
+                       allow_loopback=request.app.state.image_url_allow_loopback)
 
 
 def _source_url(fields: dict[str, str], name: str, settings: Settings) -> str | None:
