@@ -68,9 +68,9 @@ class Settings(BaseSettings):
         "their modules (a replacement is ready 1-2 s sooner); spawn: a fresh interpreter each")
     ort_mem_arena: bool = Field(True, description="ONNX Runtime CPU memory arena")
     ort_arena_shrinkage: bool = Field(
-        True, description="after each inference the arena gives back the memory it no longer "
-        "uses, so a worker's memory has a ceiling whatever image sizes come (off: it keeps "
-        "buffers for every input shape it has seen; docs/reliability.md)")
+        True, description="after each matting inference its arena gives back the memory it "
+        "no longer uses, so a worker's memory has a ceiling whatever image sizes come (off: it "
+        "keeps buffers for every input shape it has seen; docs/reliability.md)")
     ort_spinning: bool = Field(False, description="ONNX Runtime intra-op thread spinning (off: "
                                "measured faster on shared cores, docs/performance.md)")
 

@@ -46,8 +46,8 @@ class PipelineConfig(BaseModel):
     threads: int = Field(1, ge=1)
     mem_arena: bool = True
     arena_shrinkage: bool = Field(
-        True, description="the arena gives back what a run no longer uses, after every run: "
-        "a ceiling on the worker's memory whatever sizes come (docs/reliability.md)")
+        True, description="the matting net's arena gives back what a run no longer uses, after "
+        "every run: a ceiling on the worker's memory whatever sizes come (docs/reliability.md)")
     spinning: bool = False
     max_pixels: int = Field(50_000_000, gt=0)
     max_inference_side: int = Field(1500, ge=64)
@@ -146,15 +146,19 @@ class Pipeline:
             self.spec = self.spec.model_copy(update={"segmenter": segmenter})
         runtime = RuntimeConfig(config.threads, config.mem_arena, config.spinning,
                                 config.graph_optimization, config.arena_shrinkage)
+        # Only the matting net's arena shrinks: its band boxes take any size up to 512 x 512.
+        # The segmenter and ED graphs see few shapes; there shrinkage cost time and saved no
+        # memory (bench/ort_arena.py, docs/reliability.md).
+        few_shapes = dataclasses.replace(runtime, arena_shrinkage=False)
         model_dir = Path(config.model_dir)
         if config.external_segmenter is not None:
             self.segmenter = Segmenter(Path(config.external_segmenter.file),
-                                       config.external_segmenter, runtime,
+                                       config.external_segmenter, few_shapes,
                                        flip=config.segmenter_flip)
         else:
             self.segmenter = Segmenter(model_dir / self.spec.segmenter.file, self.spec.segmenter,
-                                       runtime, flip=config.segmenter_flip)
-        self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
+                                       few_shapes, flip=config.segmenter_flip)
+        self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, few_shapes)
         self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime,
                                     flip=config.matting_flip)
         self.layout = band.TileLayout(config.tile_size, config.tile_margin, config.tile_batch,
