@@ -29,9 +29,9 @@ class PipelineConfig(BaseModel):
     threads: int | None = Field(None, ge=1, le=64, description="ONNX Runtime intra-op threads "
                                 "per worker (default: CPU cores / workers)")
     ort_arena_shrinkage: bool = Field(
-        True, description="after each inference the arena gives back the memory it no longer "
-        "uses, so a worker's memory has a ceiling whatever image sizes come (off: it keeps "
-        "buffers for every input shape it has seen; docs/reliability.md)")
+        True, description="after each matting inference its arena gives back the memory it "
+        "no longer uses, so a worker's memory has a ceiling whatever image sizes come (off: it "
+        "keeps buffers for every input shape it has seen; docs/reliability.md)")
     max_pixels: int = Field(50_000_000, gt=0, le=170_000_000,
                             description="decoded pixel limit, checked on the header (413)")
     max_inference_side: int = Field(1500, ge=64, le=8192, description="long side the models "

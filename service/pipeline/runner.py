@@ -126,14 +126,18 @@ class Pipeline:
         self.spec = spec or load_spec(config.model_dir)
         runtime = config.runtime()
         model_dir = config.model_dir
+        # Only the matting net's arena shrinks: its band boxes take any size up to 512 x 512.
+        # The segmenter and ED graphs see few shapes; there shrinkage cost time and saved no
+        # memory (bench/ort_arena.py, docs/reliability.md).
+        few_shapes = dataclasses.replace(runtime, arena_shrinkage=False)
         external = (None if config.segmenter_spec is None
                     else load_segmenter_spec(config.segmenter_spec))
         if external is not None:
-            self.segmenter = Segmenter(Path(external.file), external, runtime)
+            self.segmenter = Segmenter(Path(external.file), external, few_shapes)
         else:
             self.segmenter = Segmenter(model_dir / self.spec.segmenter.file, self.spec.segmenter,
-                                       runtime)
-        self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, runtime)
+                                       few_shapes)
+        self.trimap = TrimapModel(model_dir / self.spec.trimap.file, self.spec.trimap, few_shapes)
         self.matting = MattingModel(model_dir / self.spec.matting.file, self.spec.matting, runtime)
         self.layout = band.TILES
         self.layout.check(self.spec.matting.size_multiple)

@@ -78,3 +78,13 @@ def test_hard_mattes_and_tiny_images_are_left_alone():
     thin = foreground.estimate(np.full((1, 500, 3), 90, np.uint8),
                                np.linspace(0, 255, 500).astype(np.uint8)[None, :])
     assert thin.shape == (1, 500, 3)
+
+
+def test_a_narrow_window_too_large_for_uint16_sums():
+    """Windows over 16 px (long sides over about 4000 px) sum in float32: same result."""
+    photo, matte, truth = shot_on_green(12)
+    soft = foreground.soft_pixels(matte)
+    small = foreground.estimate(photo, matte, narrow_window=0.03)  # 12 px: uint16 sums
+    large = foreground.estimate(photo, matte, narrow_window=0.05)  # 20 px: float32 sums
+    for estimated in (small, large):
+        assert np.abs(estimated[soft].astype(np.float32) - truth[soft]).mean(axis=0).max() < 12
