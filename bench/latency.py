@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -226,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         from bench.plot_stages import draw, rows_from
 
-        tmp = args.plot.with_suffix(".json")
-        tmp.write_text(json.dumps(report))
-        draw(rows_from(tmp), "cutout: mean latency per stage at 1500 px, 1 client (ms)", args.plot)
-        tmp.unlink()
+        # A scratch file of its own: args.plot's .json sibling may be the --json the user asked for.
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = Path(scratch) / "report.json"
+            tmp.write_text(json.dumps(report))
+            draw(rows_from(tmp), "cutout: mean latency per stage at 1500 px, 1 client (ms)",
+                 args.plot)
         print(f"stage plot: {args.plot}")
     return 0
 
