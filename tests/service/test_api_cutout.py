@@ -35,12 +35,6 @@ def server(random_model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(server):
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def photo() -> bytes:
     """320 x 240 JPEG, red disc of radius 60 centred at (160, 120)."""
     return encoded(disc_image(320, 240), "JPEG", quality=95)

@@ -32,12 +32,6 @@ def server(random_model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(server):
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def photo() -> bytes:
     """320 x 240, a red disc of radius 40 at (80, 70): off-centre, box (40, 30, 120, 110)."""
     return encoded(disc_image(320, 240, centre=(80, 70), radius=40), "PNG")

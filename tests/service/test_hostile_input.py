@@ -51,12 +51,6 @@ def server(random_model_dir, tmp_path_factory, spool_dir):
         yield live
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with server.client() as client:
-        yield client
-
-
 # ---- inputs ------------------------------------------------------------------------------------
 def two_frames(fmt: str, count: int = 2) -> bytes:
     """Frame 0: red disc on the left; the others: red discs on the right (first frame wins;
