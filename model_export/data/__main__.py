@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     real.add_argument(
         "--sources", type=Path, default=None, help="default model_export/data/real_sources.json"
     )
+    real.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                      help="build only these sources (needs --out: the others' files are removed)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "real":
         from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_real
 
-        reports = build_real(args.mirrors, args.out or DEFAULT_OUT, args.sources or DEFAULT_SOURCES)
+        if args.only and args.out is None:
+            parser.error("--only needs --out: it would remove the other sources from .cache/real")
+        reports = build_real(args.mirrors, args.out or DEFAULT_OUT, args.sources or DEFAULT_SOURCES,
+                             only=tuple(args.only) if args.only else None)
         for r in reports:
             print(
                 f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}"

@@ -6,7 +6,9 @@ commit, rasterises the union of the kept instance polygons into a binary mask, k
 per Roboflow source image, and writes `.cache/real/`:
 
 - image/<source>_<id>.jpg (q90, long side <= 512) and mask/<source>_<id>.png (0/255, same size)
-- MANIFEST.tsv (same columns as ../shared/data/real_masks/MANIFEST.tsv) and val.txt
+- MANIFEST.tsv (same columns as ../shared/data/real_masks/MANIFEST.tsv) and val.txt: 10 % of
+  each source, except a source marked "held_out", whose every id goes to val.txt (never trained
+  on: real photographs of kinds the training sources lack, to judge the models out of domain)
 - boxes.tsv + boxes_image/ for "yolo-boxes" sources (no mask: a teacher labels inside the boxes)
 
 Rebuilding is idempotent: files already written are kept, stale ones removed.
@@ -71,6 +73,7 @@ class Source:
         ("images", "labels"),
     )  # ("", ""): label beside image
     notes: str = ""
+    held_out: bool = False  # every id to val.txt: judged on, never trained on
 
     @classmethod
     def from_json(cls, entry: dict) -> Source:
@@ -95,6 +98,7 @@ class Source:
             data_yaml=entry.get("data_yaml"),
             label_dirs=tuple(tuple(p) for p in entry.get("label_dirs", [["images", "labels"]])),
             notes=entry.get("notes", ""),
+            held_out=bool(entry.get("held_out", False)),
         )
 
 
@@ -529,9 +533,19 @@ def _remove_stale(folder: Path, keep: set[str]) -> int:
 
 
 def build_real(
-    mirrors: Path, out: Path = DEFAULT_OUT, sources_file: Path = DEFAULT_SOURCES
+    mirrors: Path,
+    out: Path = DEFAULT_OUT,
+    sources_file: Path = DEFAULT_SOURCES,
+    only: tuple[str, ...] | None = None,
 ) -> list[SourceReport]:
+    """Build `out` from every source of `sources_file`, or only the sources named in `only` (the
+    others' files in `out` are then removed as stale, so build a subset into its own folder)."""
     sources = load_sources(sources_file)
+    if only is not None:
+        unknown = set(only) - {s.name for s in sources}
+        if unknown:
+            raise ValueError(f"no source named {sorted(unknown)} in {sources_file}")
+        sources = [s for s in sources if s.name in only]
     for sub in ("image", "mask"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     if any(s.format == "yolo-boxes" for s in sources):
@@ -563,6 +577,7 @@ def build_real(
         (out / "boxes.tsv").unlink()
     val: list[str] = []
     for source in sources:
-        val += val_ids([r["id"] for r in rows if r["id"].startswith(f"{source.name}_")])
+        ids = [r["id"] for r in rows if r["id"].startswith(f"{source.name}_")]
+        val += sorted(ids) if source.held_out else val_ids(ids)
     (out / "val.txt").write_text("".join(f"{i}\n" for i in val))
     return reports

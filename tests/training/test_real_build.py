@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_export.data.real import real_items
 from model_export.data.real_build import MANIFEST_COLUMNS, build_real, roboflow_stem, val_ids
 
 W, H = 640, 480  # not square and over 512: the builder must keep the aspect and scale by 0.8
@@ -138,6 +139,15 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
                         "images": ["export.v2i.coco-segmentation/*/*.json"],
                         **common,
                     },
+                    {  # the ten cups again, as a source judged on and never trained on
+                        "name": "heldcups",
+                        "format": "yolov8-seg",
+                        "images": ["export.v1i.yolov8/train/images/cup*.jpg"],
+                        "data_yaml": "export.v1i.yolov8/data.yaml",
+                        "classes": ["thing"],
+                        "held_out": True,
+                        **common,
+                    },
                     {
                         "name": "boxed",
                         "format": "yolo-boxes",
@@ -247,6 +257,28 @@ def test_val_split_takes_the_minimum_and_does_not_depend_on_order(built: Path) -
     assert val == val_ids(ids) == val_ids(ids[::-1])
     many = [f"x_{k:04d}" for k in range(200)]
     assert len(val_ids(many)) == 20  # 10 % once over the minimum
+
+
+def test_a_held_out_source_is_all_validation(built: Path) -> None:
+    ids = sorted(r["id"] for r in _manifest(built, "heldcups"))
+    assert len(ids) == 10
+    val = [i for i in (built / "val.txt").read_text().split() if i.startswith("heldcups_")]
+    assert val == ids  # every id, not the 10 % (at least 5) of the other sources
+    assert real_items("train", (built,), sources=("heldcups",)) == []
+    assert [i.id for i in real_items("val", (built,), sources=("heldcups",))] == ids
+
+
+def test_only_builds_the_named_sources(export: tuple, tmp_path: Path) -> None:
+    mirrors, _, sources = export
+    out = tmp_path / "held"
+    build_real(mirrors, out, sources, only=("heldcups",))
+    header, *rows = (out / "MANIFEST.tsv").read_text().splitlines()
+    ids = sorted(row.split("\t")[0] for row in rows)
+    assert len(ids) == 10 and all(i.startswith("heldcups_") for i in ids)
+    assert (out / "val.txt").read_text().split() == ids
+    assert sorted(p.stem for p in (out / "image").iterdir()) == ids
+    with pytest.raises(ValueError, match="no source named"):
+        build_real(mirrors, out, sources, only=("nosuch",))
 
 
 def test_rebuild_is_idempotent(built: Path, export: tuple) -> None:
