@@ -72,12 +72,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(manifest, indent=2))
     elif args.command == "real":
-        from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_real
+        from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_all, build_real
 
+        sources = args.sources or DEFAULT_SOURCES
         if args.only and args.out is None:
             parser.error("--only needs --out: it would remove the other sources from .cache/real")
-        reports = build_real(args.mirrors, args.out or DEFAULT_OUT, args.sources or DEFAULT_SOURCES,
-                             only=tuple(args.only) if args.only else None)
+        if args.only:
+            reports = build_real(args.mirrors, args.out, sources, only=tuple(args.only))
+        else:  # held-out sources go to .cache/heldout, which training never reads
+            reports = build_all(args.mirrors, args.out or DEFAULT_OUT, sources_file=sources)
         for r in reports:
             print(
                 f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}"

@@ -23,7 +23,7 @@ from .ccp import DEFAULT_ROOT as CCP_ROOT
 from .ccp import ccp_split, load_ccp
 from .library import Library, read_rgb
 from .real import DEFAULT_ROOTS as REAL_ROOTS
-from .real import RealItem, by_source, load_real, real_items
+from .real import EVAL_ROOTS, RealItem, by_source, load_real, real_items
 from .sources import DEFAULT_CACHE
 
 log = logging.getLogger(__name__)
@@ -402,7 +402,7 @@ class MattingDataset(_SeededDataset):
 # --------------------------------------------------------------------------- evaluation
 
 def evaluation_sets(cache: Path = DEFAULT_CACHE, ccp_root: Path = CCP_ROOT,
-                    real_roots: tuple[Path, ...] = REAL_ROOTS
+                    real_roots: tuple[Path, ...] = EVAL_ROOTS
                     ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """name -> [(id, RGB uint8 [H,W,3] at natural size, GT alpha float32 [H,W] in [0,1])].
 

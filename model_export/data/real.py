@@ -5,7 +5,9 @@ Two folders share one layout (image/<id>.jpg, mask/<id>.png, MANIFEST.tsv, val.t
 `<source>_<n>`): ``../shared/data/real_masks`` (read-only, given to the project) and
 ``.cache/real`` (built by ``python -m model_export.data real`` from the fetched repositories in
 ``model_export/data/real_sources.json``). The ids in each folder's val.txt are validation only:
-`real_items("train")` never returns them.
+`real_items("train")` never returns them. Sources marked held out are built into their own folder,
+``.cache/heldout`` (every id in its val.txt), which evaluation reads (`EVAL_ROOTS`) and training,
+its validation and the choice of best.pt never do: they judge the models out of domain.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from .sources import DEFAULT_CACHE
 
 SHARED_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_masks"
 CACHE_ROOT = DEFAULT_CACHE.parent / "real"
-DEFAULT_ROOTS = (SHARED_ROOT, CACHE_ROOT)
+HELDOUT_ROOT = DEFAULT_CACHE.parent / "heldout"
+DEFAULT_ROOTS = (SHARED_ROOT, CACHE_ROOT)  # training and its validation
+EVAL_ROOTS = (*DEFAULT_ROOTS, HELDOUT_ROOT)  # what `evaluate` reports
 
 
 @dataclass(frozen=True)

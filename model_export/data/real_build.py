@@ -37,6 +37,7 @@ from .sources import REPO
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = REPO / ".cache" / "real"
+DEFAULT_HELDOUT_OUT = REPO / ".cache" / "heldout"  # held-out sources: evaluation only
 DEFAULT_SOURCES = Path(__file__).with_name("real_sources.json")
 MAX_SIDE = 512
 JPEG_QUALITY = 90
@@ -580,4 +581,17 @@ def build_real(
         ids = [r["id"] for r in rows if r["id"].startswith(f"{source.name}_")]
         val += sorted(ids) if source.held_out else val_ids(ids)
     (out / "val.txt").write_text("".join(f"{i}\n" for i in val))
+    return reports
+
+
+def build_all(mirrors: Path, out: Path = DEFAULT_OUT, heldout_out: Path = DEFAULT_HELDOUT_OUT,
+              sources_file: Path = DEFAULT_SOURCES) -> list[SourceReport]:
+    """Every source: the training sources into `out`, the held-out ones into `heldout_out`, a
+    folder training never reads (data/real.py's EVAL_ROOTS has it, DEFAULT_ROOTS not)."""
+    sources = load_sources(sources_file)
+    reports: list[SourceReport] = []
+    for folder, held_out in ((out, False), (heldout_out, True)):
+        names = tuple(s.name for s in sources if s.held_out == held_out)
+        if names:
+            reports += build_real(mirrors, folder, sources_file, only=names)
     return reports

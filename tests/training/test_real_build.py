@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from model_export.data.real import real_items
-from model_export.data.real_build import MANIFEST_COLUMNS, build_real, roboflow_stem, val_ids
+from model_export.data.real_build import (
+    MANIFEST_COLUMNS,
+    build_all,
+    build_real,
+    roboflow_stem,
+    val_ids,
+)
 
 W, H = 640, 480  # not square and over 512: the builder must keep the aspect and scale by 0.8
 SQUARE = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]  # normalised corners
@@ -279,6 +285,19 @@ def test_only_builds_the_named_sources(export: tuple, tmp_path: Path) -> None:
     assert sorted(p.stem for p in (out / "image").iterdir()) == ids
     with pytest.raises(ValueError, match="no source named"):
         build_real(mirrors, out, sources, only=("nosuch",))
+
+
+def test_the_full_build_keeps_held_out_sources_out_of_the_training_folder(
+    export: tuple, tmp_path: Path
+) -> None:
+    mirrors, _, sources = export
+    train_out, held_out = tmp_path / "real", tmp_path / "heldout"
+    build_all(mirrors, train_out, held_out, sources)
+    assert real_items("train", (train_out, held_out), sources=("heldcups",)) == []
+    assert real_items("val", (train_out,), sources=("heldcups",)) == []  # not in best.pt's choice
+    assert len(real_items("val", (held_out,), sources=("heldcups",))) == 10
+    assert real_items("val", (held_out,), sources=("things",)) == []
+    assert len(real_items("train", (train_out,), sources=("things",))) > 0
 
 
 def test_rebuild_is_idempotent(built: Path, export: tuple) -> None:
