@@ -75,6 +75,8 @@ class Source:
     )  # ("", ""): label beside image
     notes: str = ""
     held_out: bool = False  # every id to val.txt: judged on, never trained on
+    keep_every: int = 1  # video frames: keep one stem in this many (neighbours are near-copies)
+    wrong_masks: tuple[int, ...] = ()  # stem numbers whose mask was seen to be wrong: dropped
 
     @classmethod
     def from_json(cls, entry: dict) -> Source:
@@ -100,6 +102,8 @@ class Source:
             label_dirs=tuple(tuple(p) for p in entry.get("label_dirs", [["images", "labels"]])),
             notes=entry.get("notes", ""),
             held_out=bool(entry.get("held_out", False)),
+            keep_every=int(entry.get("keep_every", 1)),
+            wrong_masks=tuple(int(n) for n in entry.get("wrong_masks", ())),
         )
 
 
@@ -422,6 +426,12 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
         item_id = f"{source.name}_{number:04d}"
         if item.unusable:
             report.drop(item.unusable)
+            continue
+        if (number - 1) % source.keep_every:
+            report.drop("between kept video frames")
+            continue
+        if number in source.wrong_masks:
+            report.drop("mask seen to be wrong")
             continue
         if source.format == "yolo-boxes":
             if _write_boxes(tree, source, item, item_id, out, box_rows):

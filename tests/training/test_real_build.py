@@ -300,6 +300,19 @@ def test_the_full_build_keeps_held_out_sources_out_of_the_training_folder(
     assert len(real_items("train", (train_out,), sources=("things",))) > 0
 
 
+def test_video_frames_are_thinned_and_wrong_masks_dropped(export: tuple, tmp_path: Path) -> None:
+    mirrors, _, sources = export
+    entry = json.loads(sources.read_text())
+    cups = next(s for s in entry["sources"] if s["name"] == "heldcups")
+    entry["sources"].append({**cups, "name": "frames", "keep_every": 3, "wrong_masks": [4, 7]})
+    thinned = tmp_path / "thinned.json"
+    thinned.write_text(json.dumps(entry))
+    (report,) = build_real(mirrors, tmp_path / "out", thinned, only=("frames",))
+    ids = [r["id"] for r in _manifest(tmp_path / "out", "frames")]
+    assert ids == ["frames_0001", "frames_0010"]  # 1, 4, 7, 10 kept by keep_every; 4, 7 wrong
+    assert report.dropped == {"between kept video frames": 6, "mask seen to be wrong": 2}
+
+
 def test_rebuild_is_idempotent(built: Path, export: tuple) -> None:
     mirrors, _, sources = export
     before = {
