@@ -1,4 +1,4 @@
-"""python -m model_export.data fetch|build|show|real"""
+"""python -m model_export.data fetch|build|show|real|teacher"""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     real.add_argument("--only", nargs="+", default=None, metavar="NAME",
                       help="build only these sources (needs --out: the others' files are removed)")
+    teacher = sub.add_parser(
+        "teacher",
+        parents=[common],
+        help="label the boxes-only photos with the ISNet teacher into .cache/teacher",
+    )
+    teacher.add_argument("--boxes", type=Path, nargs="+", default=None,
+                         help="folders holding boxes.tsv + boxes_image/ (default .cache/real)")
+    teacher.add_argument("--out", type=Path, default=None, help="default .cache/teacher")
+    teacher.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(manifest, indent=2))
     elif args.command == "real":
-        from .real_build import DEFAULT_OUT, DEFAULT_SOURCES, build_all, build_real
+        from .real_build import BOX_FORMATS, DEFAULT_OUT, DEFAULT_SOURCES, build_all, build_real
 
         sources = args.sources or DEFAULT_SOURCES
         if args.only and args.out is None:
@@ -85,9 +94,20 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}"
             )
-        masks = sum(r.kept for r in reports if r.format != "yolo-boxes")
-        boxes = sum(r.kept for r in reports if r.format == "yolo-boxes")
+        masks = sum(r.kept for r in reports if r.format not in BOX_FORMATS)
+        boxes = sum(r.kept for r in reports if r.format in BOX_FORMATS)
         print(f"total\t{masks} photos with masks, {boxes} with boxes only")
+    elif args.command == "teacher":
+        from .real_build import DEFAULT_OUT
+        from .teacher import DEFAULT_TEACHER_OUT, build_teacher
+
+        verdicts = build_teacher(tuple(args.boxes or (DEFAULT_OUT,)),
+                                 args.out or DEFAULT_TEACHER_OUT, threads=args.threads)
+        dropped: dict[str, int] = {}
+        for v in verdicts:
+            if not v.kept:
+                dropped[v.why] = dropped.get(v.why, 0) + 1
+        print(f"{sum(v.kept for v in verdicts)} of {len(verdicts)} photos kept, dropped {dropped}")
     else:
         print((args.cache / "manifest.json").read_text())
 

@@ -1,13 +1,15 @@
 """Real photographs with human-drawn masks: the segmenter's main training source and the first
 thing a model is judged on.
 
-Two folders share one layout (image/<id>.jpg, mask/<id>.png, MANIFEST.tsv, val.txt, ids
-`<source>_<n>`): ``../shared/data/real_masks`` (read-only, given to the project) and
+Three folders share one layout (image/<id>.jpg, mask/<id>.png, MANIFEST.tsv, val.txt, ids
+`<source>_<n>`): ``../shared/data/real_masks`` (read-only, given to the project),
 ``.cache/real`` (built by ``python -m model_export.data real`` from the fetched repositories in
-``model_export/data/real_sources.json``). The ids in each folder's val.txt are validation only:
-`real_items("train")` never returns them. Sources marked held out are built into their own folder,
-``.cache/heldout`` (every id in its val.txt), which evaluation reads (`EVAL_ROOTS`) and training,
-its validation and the choice of best.pt never do: they judge the models out of domain.
+``model_export/data/real_sources.json``) and ``.cache/teacher`` (boxes-only photos masked by the
+ISNet teacher, ``python -m model_export.data teacher``: training only, its val.txt is empty).
+The ids in each folder's val.txt are validation only: `real_items("train")` never returns them.
+Sources marked held out are built into their own folder, ``.cache/heldout`` (every id in its
+val.txt), which evaluation reads (`EVAL_ROOTS`) and training, its validation and the choice of
+best.pt never do: they judge the models out of domain.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from .sources import DEFAULT_CACHE
 SHARED_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_masks"
 CACHE_ROOT = DEFAULT_CACHE.parent / "real"
 HELDOUT_ROOT = DEFAULT_CACHE.parent / "heldout"
-DEFAULT_ROOTS = (SHARED_ROOT, CACHE_ROOT)  # training and its validation
+TEACHER_ROOT = DEFAULT_CACHE.parent / "teacher"  # ISNet masks of boxes-only photos: no val ids
+DEFAULT_ROOTS = (SHARED_ROOT, CACHE_ROOT, TEACHER_ROOT)  # training and its validation
 EVAL_ROOTS = (*DEFAULT_ROOTS, HELDOUT_ROOT)  # what `evaluate` reports
 
 

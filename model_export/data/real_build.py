@@ -9,7 +9,8 @@ per Roboflow source image, and writes `.cache/real/`:
 - MANIFEST.tsv (same columns as ../shared/data/real_masks/MANIFEST.tsv) and val.txt: 10 % of
   each source, except a source marked "held_out", whose every id goes to val.txt (never trained
   on: real photographs of kinds the training sources lack, to judge the models out of domain)
-- boxes.tsv + boxes_image/ for "yolo-boxes" sources (no mask: a teacher labels inside the boxes)
+- boxes.tsv + boxes_image/ for "yolo-boxes" and "coco-boxes" sources (no mask: the ISNet teacher
+  labels them, data/teacher.py)
 
 Rebuilding is idempotent: files already written are kept, stale ones removed.
 """
@@ -44,11 +45,12 @@ JPEG_QUALITY = 90
 MIN_COVER, MAX_COVER = 0.005, 0.97  # masks outside these fractions are not a cut-out subject
 VAL_FRACTION, VAL_MIN = 0.10, 5
 VAL_SEED = "real-val-0"
-FORMATS = ("yolov8-seg", "coco-seg", "yolo-boxes")
+FORMATS = ("yolov8-seg", "coco-seg", "yolo-boxes", "coco-boxes")
+BOX_FORMATS = ("yolo-boxes", "coco-boxes")
 MANIFEST_COLUMNS = ("id", "source_repo", "commit", "src_image_path", "src_mask_path", "gt_kind",
                     "licence", "subject")
 BOX_COLUMNS = ("id", "source_repo", "commit", "src_image_path", "src_label_path", "boxes_xyxy",
-               "licence", "subject")
+               "box_kind", "licence", "subject")
 GT_KIND = {
     "yolov8-seg": "binary (union of hand-drawn instance polygons, Roboflow YOLOv8-seg export)",
     "coco-seg": "binary (union of hand-drawn instance polygons, Roboflow COCO-seg export)",
@@ -77,6 +79,7 @@ class Source:
     held_out: bool = False  # every id to val.txt: judged on, never trained on
     keep_every: int = 1  # video frames: keep one stem in this many (neighbours are near-copies)
     wrong_masks: tuple[int, ...] = ()  # stem numbers whose mask was seen to be wrong: dropped
+    box_kind: str = "object"  # boxes sources: "object" boxes bound whole subjects, "part" a part
 
     @classmethod
     def from_json(cls, entry: dict) -> Source:
@@ -86,6 +89,8 @@ class Source:
             )
         if not re.fullmatch(r"[a-z0-9]+", entry["name"]):
             raise ValueError(f"source name {entry['name']!r} must be [a-z0-9]+")
+        if entry.get("box_kind", "object") not in ("object", "part"):
+            raise ValueError(f"source {entry['name']!r}: box_kind must be 'object' or 'part'")
         if not re.fullmatch(r"[0-9a-f]{40}", entry["commit"]):
             raise ValueError(f"source {entry['name']!r}: commit must be 40 hex digits")
         classes = entry.get("classes", "all")
@@ -104,6 +109,7 @@ class Source:
             held_out=bool(entry.get("held_out", False)),
             keep_every=int(entry.get("keep_every", 1)),
             wrong_masks=tuple(int(n) for n in entry.get("wrong_masks", ())),
+            box_kind=entry.get("box_kind", "object"),
         )
 
 
@@ -344,6 +350,10 @@ def _coco_items(tree: GitTree, source: Source, sizes: dict[str, tuple[int, int]]
         for ann in anns:
             if source.classes is not None and cats.get(ann["category_id"]) not in source.classes:
                 continue
+            if source.format == "coco-boxes":
+                x, y, bw, bh = ann["bbox"]
+                item.boxes.append((x, y, x + bw, y + bh))
+                continue
             seg = ann.get("segmentation")
             if not isinstance(seg, list) or not seg:
                 item.unusable = "an instance without polygons (RLE or box only)"
@@ -417,7 +427,7 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
     sizes: dict[str, tuple[int, int]] = {}
     items = list(
         _coco_items(tree, source, sizes)
-        if source.format == "coco-seg"
+        if source.format.startswith("coco-")
         else _yolo_items(tree, source, sizes)
     )
     report.stems = len(items)
@@ -433,7 +443,7 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
         if number in source.wrong_masks:
             report.drop("mask seen to be wrong")
             continue
-        if source.format == "yolo-boxes":
+        if source.format in BOX_FORMATS:
             if _write_boxes(tree, source, item, item_id, out, box_rows):
                 report.kept += 1
             else:
@@ -512,6 +522,7 @@ def _write_boxes(
             "src_image_path": item.image_path,
             "src_label_path": item.label_path,
             "boxes_xyxy": boxes,
+            "box_kind": source.box_kind,
             "licence": source.licence,
             "subject": source.subject,
         }
@@ -559,7 +570,7 @@ def build_real(
         sources = [s for s in sources if s.name in only]
     for sub in ("image", "mask"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    if any(s.format == "yolo-boxes" for s in sources):
+    if any(s.format in BOX_FORMATS for s in sources):
         (out / "boxes_image").mkdir(exist_ok=True)
     rows: list[dict] = []
     box_rows: list[dict] = []

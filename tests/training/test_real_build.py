@@ -64,7 +64,8 @@ def _coco_export(folder: Path) -> None:
             (folder / split).mkdir(parents=True, exist_ok=True)
             (folder / split / name).write_bytes(_photo(100 + k + len(split)))
             images.append({"id": k, "file_name": name, "width": W, "height": H})
-            annotations.append({"id": k, "image_id": k, "category_id": 1, "segmentation": seg})
+            annotations.append({"id": k, "image_id": k, "category_id": 1, "segmentation": seg,
+                                "bbox": [W / 4, H / 4, W / 2, H / 2]})
         coco = {"images": images, "annotations": annotations,
                 "categories": [{"id": 0, "name": "objects"}, {"id": 1, "name": "pot"}]}
         (folder / split / "_annotations.coco.json").write_text(json.dumps(coco))
@@ -158,6 +159,13 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
                         "name": "boxed",
                         "format": "yolo-boxes",
                         "images": ["export.v1i.yolov8/valid/images/*.jpg"],
+                        **common,
+                    },
+                    {
+                        "name": "cocoboxed",
+                        "format": "coco-boxes",
+                        "images": ["export.v2i.coco-segmentation/valid/*.json"],
+                        "box_kind": "part",
                         **common,
                     },
                 ]
@@ -254,6 +262,18 @@ def test_boxes_sources_write_boxes_not_masks(built: Path) -> None:
     x0, y0, x1, y1 = map(float, row["boxes_xyxy"].split(","))  # the square, scaled 640 -> 512
     assert (x0, y0, x1, y1) == pytest.approx((128, 96, 384, 288), abs=1)
     assert Image.open(built / "boxes_image" / f"{row['id']}.jpg").size == (512, 384)
+    assert row["box_kind"] == "object"  # the default: boxes bound whole subjects
+
+
+def test_coco_boxes_sources_read_the_bbox_field(built: Path) -> None:
+    assert _manifest(built, "cocoboxed") == []
+    header, *lines = (built / "boxes.tsv").read_text().splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    rows = [r for r in rows if r["id"].startswith("cocoboxed_")]
+    assert sorted(roboflow_stem(r["src_image_path"]) for r in rows) == ["pot", "tray"]
+    assert {r["box_kind"] for r in rows} == {"part"}
+    x0, y0, x1, y1 = map(float, rows[0]["boxes_xyxy"].split(","))  # bbox (160, 120, 320, 240)
+    assert (x0, y0, x1, y1) == pytest.approx((128, 96, 384, 288), abs=1)  # scaled 640 -> 512
 
 
 def test_val_split_takes_the_minimum_and_does_not_depend_on_order(built: Path) -> None:

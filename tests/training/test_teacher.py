@@ -1,0 +1,107 @@
+"""The ISNet teacher's gate (which of its masks may stand as labels) and the folder it writes,
+on real files: boxes.tsv and photos as `data real` writes them, the teacher's soft masks as its
+cache holds them (the peer itself is not installed in CI)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_export.data.real import real_items
+from model_export.data.real_build import BOX_COLUMNS, _write_tsv
+from model_export.data.teacher import build_teacher, judge
+
+H, W = 200, 300
+FACE = (130.0, 30.0, 170.0, 80.0)  # a "part" box: the face of the person below
+
+
+def _person() -> np.ndarray:
+    """A soft mask of a head and shoulders rising from the bottom edge: sure inside and out."""
+    prob = np.zeros((H, W), np.float32)
+    yy, xx = np.mgrid[0:H, 0:W]
+    prob[((yy - 55) / 30) ** 2 + ((xx - 150) / 25) ** 2 <= 1] = 1.0  # head
+    prob[100:, 90:210] = 1.0  # shoulders, cut by the frame
+    return prob
+
+
+def test_a_person_found_round_the_face_box_is_kept() -> None:
+    verdict = judge(_person(), [FACE], "part")
+    assert verdict.kept and verdict.why == ""
+    assert verdict.box_cover > 0.6 and verdict.outside > 0.5  # "part" boxes allow the body
+
+
+def test_the_same_mask_is_refused_for_an_object_box_it_overflows() -> None:
+    verdict = judge(_person(), [FACE], "object")
+    assert not verdict.kept and verdict.why == "mask reaches far outside the boxes"
+
+
+def test_a_mask_that_misses_the_box_is_refused() -> None:
+    elsewhere = (10.0, 10.0, 60.0, 60.0)
+    verdict = judge(_person(), [elsewhere], "part")
+    assert not verdict.kept and verdict.why == "mask misses the boxes"
+
+
+def test_a_mask_of_the_whole_frame_is_refused() -> None:
+    frame = np.zeros((H, W), np.float32)
+    frame[2:-2, 2:-2] = 1.0  # under 97 % of the photo, yet round its border: the whole frame
+    frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = 1.0
+    frame[3:40, 3:40] = 0.0
+    verdict = judge(frame, [FACE], "part")
+    assert not verdict.kept and verdict.why in ("mask runs round the frame",
+                                                "mask too small or too large")
+    assert verdict.border > 0.5
+
+
+def test_an_unsure_mask_is_refused() -> None:
+    hazy = _person() * 0.7  # sure of nothing: every foreground pixel between 0.1 and 0.9
+    hazy[hazy > 0] += 0.15
+    verdict = judge(hazy, [FACE], "part")
+    assert not verdict.kept and verdict.why == "teacher unsure" and verdict.unsure == 1.0
+
+
+def _boxes_folder(root: Path) -> Path:
+    """Two boxes-only photos as `data real` writes them: one the teacher gets right, one not."""
+    folder = root / "boxes"
+    (folder / "boxes_image").mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for item_id in ("people_0001", "people_0002"):
+        Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(
+            folder / "boxes_image" / f"{item_id}.jpg")
+        rows.append({"id": item_id, "source_repo": "someone/people", "commit": "0" * 40,
+                     "src_image_path": f"train/images/{item_id}.jpg",
+                     "src_label_path": f"train/labels/{item_id}.txt",
+                     "boxes_xyxy": ",".join(str(v) for v in FACE), "box_kind": "part",
+                     "licence": "CC BY 4.0", "subject": "people"})
+    _write_tsv(folder / "boxes.tsv", BOX_COLUMNS, rows)
+    return folder
+
+
+def test_build_writes_kept_photos_as_a_training_only_real_folder(tmp_path: Path) -> None:
+    boxes, out = _boxes_folder(tmp_path), tmp_path / "teacher"
+    (out / "prob").mkdir(parents=True)
+    good = (_person() * 255).astype(np.uint8)
+    bad = np.zeros((H, W), np.uint8)
+    bad[150:190, 10:60] = 255  # a blob far from the face
+    Image.fromarray(good).save(out / "prob" / "people_0001.png")
+    Image.fromarray(bad).save(out / "prob" / "people_0002.png")
+
+    verdicts = build_teacher((boxes,), out, peer_path=tmp_path / "no-such-peer.onnx")
+
+    assert [v.kept for v in verdicts] == [True, False]
+    mask = np.asarray(Image.open(out / "mask" / "people_0001.png"))
+    assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == (good > 127).sum()
+    assert not (out / "mask" / "people_0002.png").exists()
+    assert (out / "val.txt").read_text() == ""  # teacher masks never judge a model
+    assert [i.id for i in real_items("train", (out,))] == ["people_0001"]
+    assert real_items("val", (out,)) == []
+    report = (out / "teacher.tsv").read_text().splitlines()
+    assert report[2].split("\t")[:3] == ["people_0002", "0", "mask misses the boxes"]
+
+
+def test_a_photo_without_a_cached_mask_needs_the_peer(tmp_path: Path) -> None:
+    boxes = _boxes_folder(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        build_teacher((boxes,), tmp_path / "teacher", peer_path=tmp_path / "no-such-peer.onnx")
