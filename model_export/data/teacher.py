@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TEACHER_OUT = REPO / ".cache" / "teacher"
 GT_KIND = "binary (ISNet teacher mask at 0.5 on the whole photo, vouched for by its boxes)"
-MIN_BOX_COVER = 0.6  # share of the boxes' pixels the mask must hold
+MIN_BOX_COVER = 0.3  # share of the boxes' pixels the mask holds (an animal fills half its box)
 MAX_OUTSIDE = 0.12  # "object" boxes: share of the mask allowed outside the widened boxes
 BOX_MARGIN = 0.1  # widening of each box side, as a share of its size
-MAX_UNSURE = 0.12  # pixels with 0.1 < p < 0.9, as a share of the mask's area
+MAX_UNSURE = 0.25  # pixels with 0.1 < p < 0.9, as a share of the mask's area
 MAX_BORDER = 0.5  # share of the photo's outermost pixels the mask may hold
 REPORT_COLUMNS = ("id", "kept", "why", "cover", "box_cover", "outside", "unsure", "border")
 

@@ -29,7 +29,7 @@ def _person() -> np.ndarray:
 def test_a_person_found_round_the_face_box_is_kept() -> None:
     verdict = judge(_person(), [FACE], "part")
     assert verdict.kept and verdict.why == ""
-    assert verdict.box_cover > 0.6 and verdict.outside > 0.5  # "part" boxes allow the body
+    assert verdict.box_cover > 0.3 and verdict.outside > 0.5  # "part" boxes allow the body
 
 
 def test_the_same_mask_is_refused_for_an_object_box_it_overflows() -> None:
