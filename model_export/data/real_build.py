@@ -530,7 +530,7 @@ def _write_boxes(
     return True
 
 
-def _write_tsv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+def write_tsv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     lines = ["\t".join(columns)] + [
         "\t".join(str(r[c]).replace("\t", " ") for c in columns) for r in rows
     ]
@@ -592,9 +592,9 @@ def build_real(
     _remove_stale(out / "mask", pair_ids)
     if (out / "boxes_image").is_dir():
         _remove_stale(out / "boxes_image", {r["id"] for r in box_rows})
-    _write_tsv(out / "MANIFEST.tsv", MANIFEST_COLUMNS, rows)
+    write_tsv(out / "MANIFEST.tsv", MANIFEST_COLUMNS, rows)
     if box_rows:
-        _write_tsv(out / "boxes.tsv", BOX_COLUMNS, box_rows)
+        write_tsv(out / "boxes.tsv", BOX_COLUMNS, box_rows)
     elif (out / "boxes.tsv").exists():
         (out / "boxes.tsv").unlink()
     val: list[str] = []

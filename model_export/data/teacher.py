@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .real_build import DEFAULT_OUT, MANIFEST_COLUMNS, MAX_COVER, MIN_COVER, _write_tsv
+from .real_build import DEFAULT_OUT, MANIFEST_COLUMNS, MAX_COVER, MIN_COVER, write_tsv
 from .sources import REPO
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,13 @@ def judge(prob: np.ndarray, boxes: list[tuple[float, ...]], box_kind: str) -> Ve
     return Verdict(True, "", *figures)
 
 
+def prob_path(out: Path, item_id: str, image: Path) -> Path:
+    """Where the teacher's soft mask of `image` is cached: named by the photo's bytes too, so a
+    rebuilt source whose id now holds another photo is labelled afresh."""
+    digest = hashlib.sha1(image.read_bytes()).hexdigest()[:16]
+    return out / "prob" / f"{item_id}_{digest}.png"
+
+
 def _parse_boxes(text: str) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in box.split(",")) for box in text.split(";") if box]
 
@@ -101,7 +109,7 @@ def build_teacher(boxes_dirs: tuple[Path, ...] = (DEFAULT_OUT,), out: Path = DEF
                   peer_path: Path | None = None, threads: int = 2) -> list[Verdict]:
     """Label every boxes photo in `boxes_dirs` with the teacher; write the kept ones to `out`.
     The teacher's soft masks are kept in out/prob/ (it is deterministic), so a rerun, with other
-    thresholds say, only runs it on new photos."""
+    thresholds say, only runs it on photos it has not seen (`prob_path`)."""
     from bench.peers import IsnetPeer, ensure_isnet
 
     @functools.cache
@@ -120,23 +128,21 @@ def build_teacher(boxes_dirs: tuple[Path, ...] = (DEFAULT_OUT,), out: Path = DEF
             entries = list(csv.DictReader(handle, delimiter="\t"))
         for entry in entries:
             item_id = entry["id"]
-            image_file = out / "image" / f"{item_id}.jpg"
-            mask_file, prob_file = out / "mask" / f"{item_id}.png", out / "prob" / f"{item_id}.png"
             source_image = folder / "boxes_image" / f"{item_id}.jpg"
+            prob_file = prob_path(out, item_id, source_image)
             if prob_file.exists():
                 prob = np.asarray(Image.open(prob_file), dtype=np.float32) / 255.0
             else:
                 prob = peer().predict(np.asarray(Image.open(source_image).convert("RGB")))
                 Image.fromarray((prob * 255 + 0.5).astype(np.uint8)).save(prob_file)
             verdict = judge(prob, _parse_boxes(entry["boxes_xyxy"]), entry["box_kind"])
-            if verdict.kept:
-                if not image_file.exists():
-                    shutil.copyfile(source_image, image_file)
-                Image.fromarray(((prob > 0.5) * 255).astype(np.uint8)).save(mask_file)
             verdicts.append(verdict)
             report.append({"id": item_id, "kept": int(verdict.kept), "why": verdict.why,
                            **{k: f"{getattr(verdict, k):.4f}" for k in REPORT_COLUMNS[3:]}})
             if verdict.kept:
+                shutil.copyfile(source_image, out / "image" / f"{item_id}.jpg")
+                Image.fromarray(((prob > 0.5) * 255).astype(np.uint8)).save(
+                    out / "mask" / f"{item_id}.png")
                 rows.append({"id": item_id, "source_repo": entry["source_repo"],
                              "commit": entry["commit"], "src_image_path": entry["src_image_path"],
                              "src_mask_path": "", "gt_kind": GT_KIND,
@@ -146,7 +152,7 @@ def build_teacher(boxes_dirs: tuple[Path, ...] = (DEFAULT_OUT,), out: Path = DEF
         for stale in (out / sub).iterdir():
             if stale.stem not in kept_ids:
                 stale.unlink()
-    _write_tsv(out / "MANIFEST.tsv", MANIFEST_COLUMNS, rows)
-    _write_tsv(out / "teacher.tsv", REPORT_COLUMNS, report)
+    write_tsv(out / "MANIFEST.tsv", MANIFEST_COLUMNS, rows)
+    write_tsv(out / "teacher.tsv", REPORT_COLUMNS, report)
     (out / "val.txt").write_text("")  # teacher masks never judge a model
     return verdicts

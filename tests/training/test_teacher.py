@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from model_export.data.real import real_items
-from model_export.data.real_build import BOX_COLUMNS, _write_tsv
-from model_export.data.teacher import build_teacher, judge
+from model_export.data.real_build import BOX_COLUMNS, write_tsv
+from model_export.data.teacher import build_teacher, judge, prob_path
 
 H, W = 200, 300
 FACE = (130.0, 30.0, 170.0, 80.0)  # a "part" box: the face of the person below
@@ -75,7 +75,7 @@ def _boxes_folder(root: Path) -> Path:
                      "src_label_path": f"train/labels/{item_id}.txt",
                      "boxes_xyxy": ",".join(str(v) for v in FACE), "box_kind": "part",
                      "licence": "CC BY 4.0", "subject": "people"})
-    _write_tsv(folder / "boxes.tsv", BOX_COLUMNS, rows)
+    write_tsv(folder / "boxes.tsv", BOX_COLUMNS, rows)
     return folder
 
 
@@ -85,8 +85,9 @@ def test_build_writes_kept_photos_as_a_training_only_real_folder(tmp_path: Path)
     good = (_person() * 255).astype(np.uint8)
     bad = np.zeros((H, W), np.uint8)
     bad[150:190, 10:60] = 255  # a blob far from the face
-    Image.fromarray(good).save(out / "prob" / "people_0001.png")
-    Image.fromarray(bad).save(out / "prob" / "people_0002.png")
+    for item_id, prob in (("people_0001", good), ("people_0002", bad)):
+        photo = boxes / "boxes_image" / f"{item_id}.jpg"
+        Image.fromarray(prob).save(prob_path(out, item_id, photo))
 
     verdicts = build_teacher((boxes,), out, peer_path=tmp_path / "no-such-peer.onnx")
 
@@ -105,3 +106,15 @@ def test_a_photo_without_a_cached_mask_needs_the_peer(tmp_path: Path) -> None:
     boxes = _boxes_folder(tmp_path)
     with pytest.raises(FileNotFoundError):
         build_teacher((boxes,), tmp_path / "teacher", peer_path=tmp_path / "no-such-peer.onnx")
+
+
+def test_a_cached_mask_does_not_stand_for_another_photo_under_the_same_id(tmp_path: Path) -> None:
+    boxes, out = _boxes_folder(tmp_path), tmp_path / "teacher"
+    (out / "prob").mkdir(parents=True)
+    photos = [boxes / "boxes_image" / f"people_000{k}.jpg" for k in (1, 2)]
+    for item_id, photo in zip(("people_0001", "people_0002"), photos, strict=True):
+        Image.fromarray((_person() * 255).astype(np.uint8)).save(prob_path(out, item_id, photo))
+    assert sum(v.kept for v in build_teacher((boxes,), out, peer_path=tmp_path / "none")) == 2
+    Image.new("RGB", (W, H), "white").save(photos[0])  # a rebuilt source: new photo, same id
+    with pytest.raises(FileNotFoundError):  # so the teacher must look again
+        build_teacher((boxes,), out, peer_path=tmp_path / "none")
