@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 from .sources import DEFAULT_CACHE
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(manifest, indent=2))
     elif args.command == "real":
-        from .real_build import BOX_FORMATS, DEFAULT_OUT, DEFAULT_SOURCES, build_all, build_real
+        from .real import CACHE_ROOT
+        from .real_build import BOX_FORMATS, DEFAULT_SOURCES, build_all, build_real
 
         sources = args.sources or DEFAULT_SOURCES
         if args.only and args.out is None:
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             reports = build_real(args.mirrors, args.out, sources, only=tuple(args.only))
         else:  # held-out sources go to .cache/heldout, which training never reads
-            reports = build_all(args.mirrors, args.out or DEFAULT_OUT, sources_file=sources)
+            reports = build_all(args.mirrors, args.out or CACHE_ROOT, sources_file=sources)
         for r in reports:
             print(
                 f"{r.name}\t{r.format}\t{r.stems} source images\t{r.kept} kept\tdropped {r.dropped}"
@@ -98,15 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         boxes = sum(r.kept for r in reports if r.format in BOX_FORMATS)
         print(f"total\t{masks} photos with masks, {boxes} with boxes only")
     elif args.command == "teacher":
-        from .real_build import DEFAULT_OUT
-        from .teacher import DEFAULT_TEACHER_OUT, build_teacher
+        from .real import CACHE_ROOT, TEACHER_ROOT
+        from .teacher import build_teacher
 
-        verdicts = build_teacher(tuple(args.boxes or (DEFAULT_OUT,)),
-                                 args.out or DEFAULT_TEACHER_OUT, threads=args.threads)
-        dropped: dict[str, int] = {}
-        for v in verdicts:
-            if not v.kept:
-                dropped[v.why] = dropped.get(v.why, 0) + 1
+        verdicts = build_teacher(tuple(args.boxes or (CACHE_ROOT,)), args.out or TEACHER_ROOT,
+                                 threads=args.threads)
+        dropped = dict(Counter(v.why for v in verdicts if not v.kept))
         print(f"{sum(v.kept for v in verdicts)} of {len(verdicts)} photos kept, dropped {dropped}")
     else:
         print((args.cache / "manifest.json").read_text())

@@ -33,12 +33,10 @@ import yaml
 from PIL import Image
 from typing_extensions import Self
 
-from .sources import REPO
+from .real import CACHE_ROOT, HELDOUT_ROOT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = REPO / ".cache" / "real"
-DEFAULT_HELDOUT_OUT = REPO / ".cache" / "heldout"  # held-out sources: evaluation only
 DEFAULT_SOURCES = Path(__file__).with_name("real_sources.json")
 MAX_SIDE = 512
 JPEG_QUALITY = 90
@@ -556,7 +554,7 @@ def _remove_stale(folder: Path, keep: set[str]) -> int:
 
 def build_real(
     mirrors: Path,
-    out: Path = DEFAULT_OUT,
+    out: Path = CACHE_ROOT,
     sources_file: Path = DEFAULT_SOURCES,
     only: tuple[str, ...] | None = None,
 ) -> list[SourceReport]:
@@ -605,7 +603,7 @@ def build_real(
     return reports
 
 
-def build_all(mirrors: Path, out: Path = DEFAULT_OUT, heldout_out: Path = DEFAULT_HELDOUT_OUT,
+def build_all(mirrors: Path, out: Path = CACHE_ROOT, heldout_out: Path = HELDOUT_ROOT,
               sources_file: Path = DEFAULT_SOURCES) -> list[SourceReport]:
     """Every source: the training sources into `out`, the held-out ones into `heldout_out`, a
     folder training never reads (data/real.py's EVAL_ROOTS has it, DEFAULT_ROOTS not)."""

@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .real_build import DEFAULT_OUT, MANIFEST_COLUMNS, MAX_COVER, MIN_COVER, write_tsv
-from .sources import REPO
+from .real import CACHE_ROOT, TEACHER_ROOT
+from .real_build import MANIFEST_COLUMNS, MAX_COVER, MIN_COVER, write_tsv
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEACHER_OUT = REPO / ".cache" / "teacher"
 GT_KIND = "binary (ISNet teacher mask at 0.5 on the whole photo, vouched for by its boxes)"
 MIN_BOX_COVER = 0.3  # share of the boxes' pixels the mask holds (an animal fills half its box)
 MAX_OUTSIDE = 0.12  # "object" boxes: share of the mask allowed outside the widened boxes
@@ -105,7 +104,7 @@ def _parse_boxes(text: str) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in box.split(",")) for box in text.split(";") if box]
 
 
-def build_teacher(boxes_dirs: tuple[Path, ...] = (DEFAULT_OUT,), out: Path = DEFAULT_TEACHER_OUT,
+def build_teacher(boxes_dirs: tuple[Path, ...] = (CACHE_ROOT,), out: Path = TEACHER_ROOT,
                   peer_path: Path | None = None, threads: int = 2) -> list[Verdict]:
     """Label every boxes photo in `boxes_dirs` with the teacher; write the kept ones to `out`.
     The teacher's soft masks are kept in out/prob/ (it is deterministic), so a rerun, with other
