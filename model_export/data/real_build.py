@@ -69,7 +69,7 @@ class Source:
     format: str
     images: tuple[str, ...]
     classes: tuple[str, ...] | None = None  # None: every class
-    data_yaml: str | None = None  # class names for yolo formats
+    data_yaml: str | None = None  # class names for yolo formats: data.yaml or _darknet.labels
     label_dirs: tuple[tuple[str, str], ...] = (
         ("images", "labels"),
     )  # ("", ""): label beside image
@@ -247,6 +247,8 @@ def repair_impulses(image: np.ndarray) -> np.ndarray:
 def _class_names(tree: GitTree, source: Source) -> list[str] | None:
     if source.data_yaml is None:
         return None
+    if source.data_yaml.endswith(".labels"):  # Darknet exports: one class name per line
+        return [n.strip() for n in tree.read(source.data_yaml).decode().splitlines() if n.strip()]
     names = yaml.safe_load(tree.read(source.data_yaml))["names"]
     return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
 

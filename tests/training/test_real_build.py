@@ -108,6 +108,14 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
         image.write_bytes(jpeg)
         label.write_text("\n".join(lines) + ("\n" if lines else ""))
     (ds / "data.yaml").write_text("names: ['thing', 'shadow']\nnc: 2\n")
+    # A Darknet export: labels beside the images, class names one per line in _darknet.labels
+    dark = work / "export.darknet" / "train"
+    dark.mkdir(parents=True)
+    (dark / "_darknet.labels").write_text("curtain\npot\n")
+    for k, classes in enumerate([(1,), (0, 1), (0,)]):  # a pot; a pot and a curtain; a curtain
+        (dark / f"room{k}_jpg.rf.{k:04d}.jpg").write_bytes(_photo(30 + k))
+        (dark / f"room{k}_jpg.rf.{k:04d}.txt").write_text(
+            "".join(f"{c} 0.5 0.5 {0.5 - 0.2 * c:.1f} 0.5\n" for c in classes))
     _coco_export(work / "export.v2i.coco-segmentation")
     (ds / "README.dataset.txt").write_text(
         "# export > v1\nProvided by a Roboflow user\nLicense: CC BY 4.0\n"
@@ -159,6 +167,15 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
                         "name": "boxed",
                         "format": "yolo-boxes",
                         "images": ["export.v1i.yolov8/valid/images/*.jpg"],
+                        **common,
+                    },
+                    {
+                        "name": "darkboxed",
+                        "format": "yolo-boxes",
+                        "images": ["export.darknet/train/*.jpg"],
+                        "label_dirs": [["", ""]],
+                        "data_yaml": "export.darknet/train/_darknet.labels",
+                        "classes": ["pot"],
                         **common,
                     },
                     {
@@ -274,6 +291,16 @@ def test_coco_boxes_sources_read_the_bbox_field(built: Path) -> None:
     assert {r["box_kind"] for r in rows} == {"part"}
     x0, y0, x1, y1 = map(float, rows[0]["boxes_xyxy"].split(","))  # bbox (160, 120, 320, 240)
     assert (x0, y0, x1, y1) == pytest.approx((128, 96, 384, 288), abs=1)  # scaled 640 -> 512
+
+
+def test_darknet_exports_name_their_classes_in_a_labels_file(built: Path) -> None:
+    header, *lines = (built / "boxes.tsv").read_text().splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    rows = {roboflow_stem(r["src_image_path"]): r for r in rows if r["id"].startswith("darkboxed_")}
+    assert sorted(rows) == ["room0", "room1"]  # room2 holds a curtain only: no box kept
+    for row in rows.values():  # only the pot's box (0.3 wide), scaled 640 -> 512
+        x0, y0, x1, y1 = map(float, row["boxes_xyxy"].split(","))
+        assert (x0, y0, x1, y1) == pytest.approx((179.2, 96, 332.8, 288), abs=1)
 
 
 def test_val_split_takes_the_minimum_and_does_not_depend_on_order(built: Path) -> None:
