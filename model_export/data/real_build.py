@@ -75,7 +75,7 @@ class Source:
     )  # ("", ""): label beside image
     notes: str = ""
     held_out: bool = False  # every id to val.txt: judged on, never trained on
-    keep_every: int = 1  # video frames: keep one stem in this many (neighbours are near-copies)
+    keep_every: int = 1  # keep one stem in this many: video frames (near-copies), big exports
     wrong_masks: tuple[int, ...] = ()  # stem numbers whose mask was seen to be wrong: dropped
     box_kind: str = "object"  # boxes sources: "object" boxes bound whole subjects, "part" a part
 
@@ -438,7 +438,7 @@ def _build_source(tree: GitTree, source: Source, out: Path, rows: list[dict], bo
             report.drop(item.unusable)
             continue
         if (number - 1) % source.keep_every:
-            report.drop("between kept video frames")
+            report.drop("thinned out (keep_every)")
             continue
         if number in source.wrong_masks:
             report.drop("mask seen to be wrong")

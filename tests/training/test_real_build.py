@@ -357,7 +357,7 @@ def test_video_frames_are_thinned_and_wrong_masks_dropped(export: tuple, tmp_pat
     (report,) = build_real(mirrors, tmp_path / "out", thinned, only=("frames",))
     ids = [r["id"] for r in _manifest(tmp_path / "out", "frames")]
     assert ids == ["frames_0001", "frames_0010"]  # 1, 4, 7, 10 kept by keep_every; 4, 7 wrong
-    assert report.dropped == {"between kept video frames": 6, "mask seen to be wrong": 2}
+    assert report.dropped == {"thinned out (keep_every)": 6, "mask seen to be wrong": 2}
 
 
 def test_rebuild_is_idempotent(built: Path, export: tuple) -> None:
