@@ -282,11 +282,15 @@ def test_boxes_sources_write_boxes_not_masks(built: Path) -> None:
     assert row["box_kind"] == "object"  # the default: boxes bound whole subjects
 
 
+def _box_rows(out: Path, source: str) -> list[dict[str, str]]:
+    header, *lines = (out / "boxes.tsv").read_text().splitlines()
+    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+    return [r for r in rows if r["id"].startswith(f"{source}_")]
+
+
 def test_coco_boxes_sources_read_the_bbox_field(built: Path) -> None:
     assert _manifest(built, "cocoboxed") == []
-    header, *lines = (built / "boxes.tsv").read_text().splitlines()
-    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
-    rows = [r for r in rows if r["id"].startswith("cocoboxed_")]
+    rows = _box_rows(built, "cocoboxed")
     assert sorted(roboflow_stem(r["src_image_path"]) for r in rows) == ["pot", "tray"]
     assert {r["box_kind"] for r in rows} == {"part"}
     x0, y0, x1, y1 = map(float, rows[0]["boxes_xyxy"].split(","))  # bbox (160, 120, 320, 240)
@@ -294,9 +298,7 @@ def test_coco_boxes_sources_read_the_bbox_field(built: Path) -> None:
 
 
 def test_darknet_exports_name_their_classes_in_a_labels_file(built: Path) -> None:
-    header, *lines = (built / "boxes.tsv").read_text().splitlines()
-    rows = [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
-    rows = {roboflow_stem(r["src_image_path"]): r for r in rows if r["id"].startswith("darkboxed_")}
+    rows = {roboflow_stem(r["src_image_path"]): r for r in _box_rows(built, "darkboxed")}
     assert sorted(rows) == ["room0", "room1"]  # room2 holds a curtain only: no box kept
     for row in rows.values():  # only the pot's box (0.3 wide), scaled 640 -> 512
         x0, y0, x1, y1 = map(float, row["boxes_xyxy"].split(","))
