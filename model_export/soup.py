@@ -69,9 +69,9 @@ def interpolate(a: nn.Module, b: nn.Module, weight: float) -> dict[str, torch.Te
 
 
 def _same_net(config_a, config_b) -> bool:
-    """Equal but for the working size: a serving choice, not part of the net (a shipped graph
+    """Equal but for the serving choices, which are not part of the net (a shipped graph
     records 448 px, the run that trained it 320)."""
-    serving = {"input_size"}
+    serving = {"input_size", "flip_average"}
     return config_a.model_dump(exclude=serving) == config_b.model_dump(exclude=serving)
 
 

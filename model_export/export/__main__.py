@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segmenter-input-size", type=int,
                         help="long side the service resizes to for the segmenter (default: the "
                         "trained net's); larger resolves holes and thin parts at more cost")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
+                        help="segmenter graph: also segment the mirrored image and average "
+                        "(default: as the segmenter's config says; off for a training run)")
     defaults = TrimapConfig()
     parser.add_argument("--erode-rate", type=float, default=defaults.erode_rate,
                         help="ED layer: erosion radius as a fraction of (h + w) / 2 of the "
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         }
     if args.segmenter_input_size:
         seg_config = seg_config.model_copy(update={"input_size": args.segmenter_input_size})
+    if args.flip_average is not None:
+        seg_config = seg_config.model_copy(update={"flip_average": args.flip_average})
     spec = export_all(args.out, segmenter, matting, seg_config, trimap_config, mat_config,
                       args.version, extra, weights_dtype=args.weights_dtype,
                       inference=inference)

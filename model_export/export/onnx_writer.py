@@ -52,6 +52,27 @@ class _Probability(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
+class _FlipAveraged(nn.Module):
+    """Test-time flip inside the graph: the image and its mirror go through the net as one
+    batch, and the mirrored answer is flipped back and averaged in. Errors that are not
+    mirror-symmetric (a stray blob, a ragged edge) half-cancel."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        both = self.net(torch.cat([x, x.flip(-1)]))
+        return (both[:n] + both[n:].flip(-1)) * 0.5
+
+
+def segmenter_graph_module(segmenter: nn.Module, config: SegmenterConfig) -> nn.Module:
+    """What the segmenter graph computes: the net's probability, flip-averaged if asked."""
+    module = _Probability(segmenter)
+    return _FlipAveraged(module) if config.flip_average else module
+
+
 def export_graph(
     module: nn.Module, spec: GraphSpec, path: Path, sample_hw: tuple[int, int] = (320, 256)
 ) -> Path:
@@ -124,7 +145,8 @@ def export_all(
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_graph(_Probability(segmenter), SEGMENTER, out_dir / SEGMENTER.file)
+    export_graph(segmenter_graph_module(segmenter, segmenter_config), SEGMENTER,
+                 out_dir / SEGMENTER.file)
     export_graph(build_trimap(trimap_config), TRIMAP, out_dir / TRIMAP.file)
     export_graph(matting, MATTING, out_dir / MATTING.file)
     if weights_dtype == "float16":

@@ -20,6 +20,9 @@ class SegmenterConfig(BaseModel):
     decoder_channels: int = 128
     atrous_rates: tuple[int, ...] = (3, 6, 9)
     input_size: int = Field(320, description="long side the service resizes to")
+    flip_average: bool = Field(
+        False, description="the exported graph also segments the mirrored image and averages "
+        "the two probabilities (test-time flip): steadier edges for a second pass of the net")
     size_multiple: int = 32
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD

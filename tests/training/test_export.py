@@ -29,9 +29,10 @@ from model_export.export.onnx_writer import (
     _Probability,
     export_graph,
     random_models,
+    segmenter_graph_module,
     store_weights_as_float16,
 )
-from model_export.models import TrimapConfig, build_trimap
+from model_export.models import SegmenterConfig, TrimapConfig, build_trimap
 
 TOLERANCE = 1e-4
 PARITY_SIZES = [(96, 96), (64, 160)]  # one square, one non-square
@@ -199,6 +200,24 @@ def test_shipping_export_parity(random_sessions, spec: GraphSpec) -> None:
     x = _inputs(spec, 1, 64, 96, seed=5)
     got = random_sessions[spec.file].run(None, {spec.input_name: x})[0]
     assert np.abs(got - _torch_run(module, x)).max() <= TOLERANCE
+
+
+def test_flip_averaged_segmenter_is_the_mean_of_the_image_and_its_mirror(
+        contrast_modules, contrast_sessions, tmp_path) -> None:
+    """`flip_average`: one graph runs the image and its mirror as one batch and averages the
+    mirrored answer, flipped back, into the first, sample by sample."""
+    plain = contrast_sessions[SEGMENTER.file]
+    net = contrast_modules[SEGMENTER.file].net
+    flipped = segmenter_graph_module(net, SegmenterConfig(flip_average=True))
+    session = _session(export_graph(flipped, SEGMENTER, tmp_path / SEGMENTER.file, (64, 96)))
+    x = _inputs(SEGMENTER, 3, 64, 160, seed=31)
+    got = session.run(None, {SEGMENTER.input_name: x})[0]
+    direct = plain.run(None, {SEGMENTER.input_name: x})[0]
+    mirrored = plain.run(None, {SEGMENTER.input_name: np.ascontiguousarray(x[..., ::-1])})[0]
+    assert got.shape == direct.shape == (3, 1, 64, 160)
+    assert np.abs(got - (direct + mirrored[..., ::-1]) / 2).max() <= TOLERANCE
+    assert np.abs(got - direct).max() > 0.05  # the mirror's answer really differs here
+    assert isinstance(segmenter_graph_module(net, SegmenterConfig()), _Probability)
 
 
 # --------------------------------------------------------------------------- sizes and fusion

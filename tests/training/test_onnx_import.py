@@ -15,6 +15,7 @@ from model_export.export.onnx_writer import (
     _Probability,
     export_graph,
     random_models,
+    segmenter_graph_module,
     store_weights_as_float16,
 )
 from model_export.models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
@@ -72,6 +73,24 @@ def test_imported_net_computes_the_graph(graphs, spec, build):
         eval_out = net.eval()(batch)
         train_out = net.train()(batch)
     assert (train_out - eval_out).abs().mean() < 0.05
+
+
+def test_a_flip_averaged_graph_gives_back_the_net_it_averages(graphs, tmp_path):
+    """The flip-averaged graph runs the net once on a doubled batch, so its convs pair with
+    the net's one to one: re-exporting from a shipped graph works with the option on."""
+    source = build_segmenter(SegmenterConfig())
+    load_onnx_weights(source, graphs[SEGMENTER.file], _calibration(SEGMENTER))
+    config = SegmenterConfig(flip_average=True)
+    path = export_graph(segmenter_graph_module(source.eval(), config), SEGMENTER,
+                        tmp_path / SEGMENTER.file, (64, 96))
+    net = build_segmenter(SegmenterConfig())
+    load_onnx_weights(net, path, _calibration(SEGMENTER))
+    x = _inputs(SEGMENTER, 2, 96, 64, seed=12)
+    with torch.no_grad():
+        expected = torch.sigmoid(source.eval()(torch.from_numpy(x))).numpy()
+        got = torch.sigmoid(net.eval()(torch.from_numpy(x))).numpy()
+    assert expected.std() > 0.1
+    assert np.abs(got - expected).max() < 1e-4
 
 
 def test_import_refuses_another_architecture(graphs):
