@@ -27,6 +27,7 @@ from .metrics import (
     iou,
     iou_loss_by_region,
     mad,
+    mask_errors,
 )
 
 # "real" stands for every real-photo source found (real_<source>); the order is the report's.
@@ -46,6 +47,9 @@ def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[
         out["smear"] = background_smear(prob, gt)
     else:
         # The mask's own MAD tells whether the matting stage improves on the segmenter's edge.
+        errors = mask_errors(prob, gt)
+        out.update(mask_kept_background=errors["kept_background"],
+                   mask_lost_object=errors["lost_object"])
         out.update(mask_mad=mad(prob, gt), iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt),
                    mad=mad(alpha, gt), grad=gradient_error(alpha, gt),
                    smear=background_smear(alpha, gt))
@@ -245,6 +249,12 @@ def format_report(report: dict) -> str:
         lines.append(
             "second look at a small object (service/pipeline/zoom.py): " + ", ".join(looks)
         )
+    errors = [f"{name} {entry['ours']['mask_kept_background']:.3f} / "
+              f"{entry['ours']['mask_lost_object']:.3f}"
+              for name, entry in report["sets"].items() if "mask_kept_background" in entry["ours"]]
+    if errors:
+        lines.append("our mask's errors, share of the object's area, background kept / object "
+                     "lost: " + ", ".join(errors))
     for name, entry in report["sets"].items():
         if "iou_loss_sum" in entry:
             sums = entry["iou_loss_sum"]

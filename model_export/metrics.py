@@ -19,6 +19,19 @@ def iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
     return float(np.logical_and(p, g).sum() / union)
 
 
+def mask_errors(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """The mask's two kinds of error, each as a share of the object's area: `kept_background`
+    (predicted foreground on the ground truth's background: a rug, the flowers) and
+    `lost_object` (the object's pixels left out: a pale sole, a hole). IoU alone does not say
+    which a model makes; the cures differ (scenes that must stay background, or the object's
+    look). An empty ground truth counts every predicted pixel against one pixel."""
+    p = pred >= threshold
+    g = gt >= threshold
+    area = max(int(g.sum()), 1)
+    return {"kept_background": float((p & ~g).sum() / area),
+            "lost_object": float((g & ~p).sum() / area)}
+
+
 def _boundary(mask: np.ndarray) -> np.ndarray:
     m = mask.astype(np.uint8)
     return (m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)) > 0

@@ -158,7 +158,7 @@ def test_datasets_work_without_any_built_data(tmp_path: Path) -> None:
 
 def test_evaluate_reports_each_image_through_the_serving_pipeline(
         built: tuple[Path, Roots, dict], random_model_dir: Path) -> None:
-    from model_export.evaluate import evaluate, worst_images
+    from model_export.evaluate import evaluate, format_report, worst_images
 
     cache, roots, _ = built
     sets = evaluation_sets(cache, ccp_root=roots.ccp)
@@ -172,6 +172,12 @@ def test_evaluate_reports_each_image_through_the_serving_pipeline(
             per_image = [image["ours"][key] for image in entry["images"]]
             assert all(0.0 <= v <= 1.0 for v in per_image), key
             assert entry["ours"][key] == pytest.approx(np.mean(per_image)), key
+        for image in entry["images"]:
+            # Two counts of the same confusion: IoU = (1 - lost) / (1 + kept) on a non-empty GT.
+            ours = image["ours"]
+            assert ours["mask_iou"] == pytest.approx(
+                (1 - ours["mask_lost_object"]) / (1 + ours["mask_kept_background"]), abs=1e-6)
+    assert "background kept / object lost: studio " in format_report(report)
     listing = worst_images(report, 1).splitlines()
     assert len(listing) == 1 + 2  # header, one image per set
     lowest = min(report["sets"]["studio"]["images"], key=lambda r: r["ours"]["mask_iou"])

@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_export.metrics import boundary_f_score, gradient_error, iou, iou_loss_by_region, mad, mse
+from model_export.metrics import (
+    boundary_f_score,
+    gradient_error,
+    iou,
+    iou_loss_by_region,
+    mad,
+    mask_errors,
+    mse,
+)
 
 
 def _square(size: int = 100, lo: int = 20, hi: int = 80) -> np.ndarray:
@@ -84,3 +92,15 @@ def test_iou_loss_by_region_splits_the_loss_where_the_trimap_puts_it():
     assert split["bg"] == 0.0
     assert sum(split.values()) == pytest.approx(1.0 - iou(pred, gt))
     assert iou_loss_by_region(gt, gt, trimap) == {"fg": 0.0, "band": 0.0, "bg": 0.0}
+
+
+def test_mask_errors_tell_background_kept_from_object_lost():
+    gt = np.zeros((10, 20), np.float32)
+    gt[:, :10] = 1  # 100 object pixels
+    pred = np.zeros_like(gt)
+    pred[:, 5:15] = 1  # half the object found, 50 background pixels kept
+    assert mask_errors(pred, gt) == {"kept_background": 0.5, "lost_object": 0.5}
+    widened = gt.copy()
+    widened[:, 10:12] = 1  # the whole object and 20 pixels of its background
+    assert mask_errors(widened, gt) == {"kept_background": 0.2, "lost_object": 0.0}
+    assert mask_errors(gt * 0.4, gt) == {"kept_background": 0.0, "lost_object": 1.0}
