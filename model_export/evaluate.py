@@ -46,10 +46,10 @@ def _scores(prob: np.ndarray, alpha: np.ndarray | None, gt: np.ndarray) -> dict[
     if alpha is None:
         out["smear"] = background_smear(prob, gt)
     else:
-        # The mask's own MAD tells whether the matting stage improves on the segmenter's edge.
         errors = mask_errors(prob, gt)
         out.update(mask_kept_background=errors["kept_background"],
                    mask_lost_object=errors["lost_object"])
+        # The mask's own MAD tells whether the matting stage improves on the segmenter's edge.
         out.update(mask_mad=mad(prob, gt), iou=iou(alpha, gt), bf=boundary_f_score(alpha, gt),
                    mad=mad(alpha, gt), grad=gradient_error(alpha, gt),
                    smear=background_smear(alpha, gt))
