@@ -179,7 +179,7 @@ class SegmentationDataset(_SeededDataset):
     def __init__(self, split: str = "train", size: int = 320, cache: Path = DEFAULT_CACHE,
                  seed: int = 0, ccp_share: float = 0.5, length: int | None = None,
                  ccp_root: Path = CCP_ROOT, hole_share: float = 0.0, real_share: float = 0.0,
-                 real_roots: tuple[Path, ...] = REAL_ROOTS) -> None:
+                 real_roots: tuple[Path, ...] = REAL_ROOTS, own_tone_share: float = 0.0) -> None:
         self.split, self.size, self.seed, self.epoch = split, size, seed, 0
         self.lib = Library(Path(cache), split, hole_share=hole_share)
         self.ccp_root = ccp_root
@@ -187,6 +187,7 @@ class SegmentationDataset(_SeededDataset):
         self.ccp_share = ccp_share if self.ccp_ids else 0.0
         self.real = by_source(real_items(split, real_roots)) if real_share > 0 else {}
         self.real_share = real_share if self.real else 0.0
+        self.own_tone_share = own_tone_share
         if real_share > 0 and not self.real:
             log.warning("no real photos in %s: training without them", real_roots)
         # Sources drawn by the square root of their size: the big one (980 feral cats) must not
@@ -276,6 +277,8 @@ class SegmentationDataset(_SeededDataset):
         rgb = cv2.resize(np.ascontiguousarray(rgb_u8), size, interpolation=cv2.INTER_AREA)
         mask = cv2.resize(np.ascontiguousarray(mask), size, interpolation=cv2.INTER_AREA)
         rgb = synth.colour_jitter(rng, rgb.astype(np.float32) / 255.0)
+        if rng.random() < self.own_tone_share:
+            return self._on_own_tones(rng, rgb, mask)
         mode = rng.random()
         if mode < 0.15:
             return self._pasted_into_real(rng, rgb, mask)
@@ -311,6 +314,22 @@ class SegmentationDataset(_SeededDataset):
         scene = scene_u8[start:stop] if axis == 0 else scene_u8[:, start:stop]
         h, w = _random_hw(rng, self.size)
         bg = synth.photo_view(rng, scene.astype(np.float32) / 255.0, h, w)
+        composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
+                                 main_frac=(0.4, 0.95), jitter=False)
+        alpha = composed.alpha[..., None]
+        image = alpha * composed.fg + (1 - alpha) * bg
+        return self._finish(rng, image.astype(np.float32), composed.alpha, 0.7)
+
+    def _on_own_tones(self, rng: Rng, rgb: np.ndarray, mask: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The object pasted before a backdrop of its own colours (synth.own_tone_backdrop), half
+        the time above a ground of a background photo, as a shoe stands on a wall before the sky."""
+        obj = _trim(rgb, cv2.GaussianBlur(mask, (0, 0), 0.7))
+        h, w = _random_hw(rng, self.size)
+        bg = synth.own_tone_backdrop(rng, obj[0], obj[1], h, w)
+        if rng.random() < 0.5:
+            horizon = int(h * rng.uniform(0.45, 0.85))
+            bg[horizon:] = self.lib.cluttered_background(rng, h - horizon, w)
         composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
                                  main_frac=(0.4, 0.95), jitter=False)
         alpha = composed.alpha[..., None]

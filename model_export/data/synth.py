@@ -68,6 +68,24 @@ def studio_background(rng: Rng, h: int, w: int) -> tuple[np.ndarray, float]:
     return (c1 * (1 - t) + c2 * t).astype(np.float32), floor
 
 
+def own_tone_backdrop(rng: Rng, rgb: np.ndarray, alpha: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A backdrop painted in the object's own colours, its palest most often: a top-to-bottom
+    gradient between two of the object's pixels with a little low-frequency mottle. A white
+    sneaker before a white sky is where the segmenter drops the object's pale parts; colour alone
+    must not decide what is background."""
+    pixels = rgb[alpha > 0.5] if (alpha > 0.5).sum() >= 16 else rgb.reshape(-1, 3)
+    if rng.random() < 0.6:
+        luminance = pixels.mean(axis=1)
+        pixels = pixels[luminance >= np.quantile(luminance, 0.7)]
+    top, bottom = (np.clip(pixels[int(rng.integers(len(pixels)))] + rng.normal(0, 0.03, 3), 0, 1)
+                   for _ in range(2))
+    t = (np.linspace(0.0, 1.0, h, dtype=np.float32) ** rng.uniform(0.5, 2.0))[:, None, None]
+    backdrop = np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).astype(np.float32)
+    noise = rng.normal(0, 1, (max(2, h // 32), max(2, w // 32), 3)).astype(np.float32)
+    mottle = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(backdrop + rng.uniform(0.0, 0.03) * mottle, 0, 1)
+
+
 def synthetic_clutter(rng: Rng, h: int, w: int) -> np.ndarray:
     """A busy background made of shapes, stripes and textures, for when no photos are installed."""
     small_h, small_w = max(8, h // 2), max(8, w // 2)

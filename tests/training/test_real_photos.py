@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from model_export.data import synth
 from model_export.data.datasets import SegmentationDataset, evaluation_sets
 from model_export.data.real import SHARED_ROOT, by_source, load_real, real_items
 from model_export.encoders import SEGMENTATION_ENCODERS, efficientnet_lite0_encoder
@@ -99,6 +100,45 @@ def test_segmentation_views_of_real_photos_keep_the_object(real_root: Path, tmp_
         real_roots=(real_root,),
     )
     assert torch.equal(dataset[5]["image"], again[5]["image"])
+
+
+def test_own_tone_backdrop_is_painted_in_the_objects_colours() -> None:
+    rng = np.random.default_rng(3)
+    rgb = np.zeros((40, 40, 3), np.float32)
+    rgb[:, :20] = (0.95, 0.95, 0.9)  # the object: a white half and a navy half
+    rgb[:, 20:] = (0.1, 0.1, 0.4)
+    alpha = np.ones((40, 40), np.float32)
+    palette = np.array([[0.95, 0.95, 0.9], [0.1, 0.1, 0.4]], np.float32)
+    for _ in range(10):
+        backdrop = synth.own_tone_backdrop(rng, rgb, alpha, 64, 48)
+        assert backdrop.shape == (64, 48, 3) and backdrop.dtype == np.float32
+        # each end of the gradient is one of the object's colours, mottle aside
+        for row in (backdrop[0], backdrop[-1]):
+            nearest = np.abs(row.mean(axis=0) - palette).max(axis=1).min()
+            assert nearest < 0.15
+
+
+def test_own_tone_views_are_harder_and_keep_the_object(real_root: Path, tmp_path: Path) -> None:
+    yellow = torch.tensor([230, 200, 40]) / 255.0
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+
+    def contrast(own_tone_share: float) -> float:
+        """Mean colour distance to the yellow object outside the mask, less inside it."""
+        dataset = SegmentationDataset("train", size=96, cache=tmp_path / "no-cache", length=16,
+                                      ccp_root=tmp_path / "no-ccp", real_share=1.0,
+                                      real_roots=(real_root,), own_tone_share=own_tone_share)
+        gaps = []
+        for index in range(len(dataset)):
+            item = dataset[index]
+            mask = item["mask"][0] > 0.5
+            if mask.sum() < 50:  # a crop that cut the object away
+                continue
+            rgb = item["image"].permute(1, 2, 0) * std + mean
+            gaps.append((rgb[~mask] - yellow).abs().mean() - (rgb[mask] - yellow).abs().mean())
+        assert len(gaps) >= 10
+        return float(np.mean(gaps))
+
+    assert contrast(1.0) < 0.5 * contrast(0.0)
 
 
 def test_evaluation_lists_real_sources_first(real_root: Path, tmp_path: Path) -> None:
