@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
                          help="folders holding boxes.tsv + boxes_image/ (default .cache/real)")
     teacher.add_argument("--out", type=Path, default=None, help="default .cache/teacher")
     teacher.add_argument("--threads", type=int, default=2)
+    teacher.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                         help="label only these sources (the others are left out of --out)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         from .teacher import build_teacher
 
         verdicts = build_teacher(tuple(args.boxes or (CACHE_ROOT,)), args.out or TEACHER_ROOT,
-                                 threads=args.threads)
+                                 threads=args.threads,
+                                 sources=tuple(args.only) if args.only else None)
         dropped = dict(Counter(v.why for v in verdicts if not v.kept))
         print(f"{sum(v.kept for v in verdicts)} of {len(verdicts)} photos kept, dropped {dropped}")
     else:

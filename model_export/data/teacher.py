@@ -105,8 +105,10 @@ def _parse_boxes(text: str) -> list[tuple[float, ...]]:
 
 
 def build_teacher(boxes_dirs: tuple[Path, ...] = (CACHE_ROOT,), out: Path = TEACHER_ROOT,
-                  peer_path: Path | None = None, threads: int = 2) -> list[Verdict]:
-    """Label every boxes photo in `boxes_dirs` with the teacher; write the kept ones to `out`.
+                  peer_path: Path | None = None, threads: int = 2,
+                  sources: tuple[str, ...] | None = None) -> list[Verdict]:
+    """Label every boxes photo in `boxes_dirs` (of `sources` only, when given: the id's prefix)
+    with the teacher; write the kept ones to `out`.
     The teacher's soft masks are kept in out/prob/ (it is deterministic), so a rerun, with other
     thresholds say, only runs it on photos it has not seen (`prob_path`)."""
     from bench.peers import IsnetPeer, ensure_isnet
@@ -127,6 +129,8 @@ def build_teacher(boxes_dirs: tuple[Path, ...] = (CACHE_ROOT,), out: Path = TEAC
             entries = list(csv.DictReader(handle, delimiter="\t"))
         for entry in entries:
             item_id = entry["id"]
+            if sources is not None and item_id.rsplit("_", 1)[0] not in sources:
+                continue
             source_image = folder / "boxes_image" / f"{item_id}.jpg"
             prob_file = prob_path(out, item_id, source_image)
             if prob_file.exists():

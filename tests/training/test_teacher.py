@@ -118,3 +118,12 @@ def test_a_cached_mask_does_not_stand_for_another_photo_under_the_same_id(tmp_pa
     Image.new("RGB", (W, H), "white").save(photos[0])  # a rebuilt source: new photo, same id
     with pytest.raises(FileNotFoundError):  # so the teacher must look again
         build_teacher((boxes,), out, peer_path=tmp_path / "none")
+
+
+def test_only_the_named_sources_are_labelled(tmp_path: Path) -> None:
+    boxes, out = _boxes_folder(tmp_path), tmp_path / "teacher"
+    # no cached mask and no peer: a photo of a named source would need the teacher to run
+    assert build_teacher((boxes,), out, peer_path=tmp_path / "none", sources=("dogs",)) == []
+    assert real_items("train", (out,)) == []
+    with pytest.raises(FileNotFoundError):
+        build_teacher((boxes,), out, peer_path=tmp_path / "none", sources=("people",))
