@@ -28,6 +28,23 @@ from .tasks import build_task
 from .travel import load_checkpoint, shipped_weights
 
 
+def native_bf16(cpu_flags: str) -> bool:
+    """Whether a CPU with these /proc/cpuinfo flags computes bfloat16 in hardware (AVX512-BF16 or
+    AMX). Without them autocast emulates it: a segmenter step ran 4x slower than float32 on an
+    AVX2-only EPYC (docs/training.md)."""
+    flags = set(cpu_flags.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> str | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1] for line in text.splitlines()
+                 if line.startswith("flags")), None)
+
+
 class EMA:
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
@@ -184,6 +201,10 @@ class Trainer:
         from ..data import worker_init
 
         dataset = dataset if dataset is not None else self.task.dataset()
+        flags = _cpu_flags() if torch.device(cfg.device).type == "cpu" else None
+        if cfg.precision == "bf16" and flags is not None and not native_bf16(flags):
+            self.log({"event": "warning", "message": "--precision bf16 on a CPU without "
+                      "AVX512-BF16 or AMX: bfloat16 is emulated and slower than fp32"})
         # Workers are re-created each epoch so they see the dataset's new epoch (its items are
         # a pure function of seed, epoch and index: reproducible across resumes).
         loader = DataLoader(

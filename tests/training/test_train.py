@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model_export.train.config import TrainConfig
-from model_export.train.loop import Trainer
+from model_export.train.loop import Trainer, native_bf16
 from model_export.train.tasks import MattingTask, SegmentationTask
 
 
@@ -389,3 +389,10 @@ def test_matting_dataset_takes_holed_objects_and_the_studio_share(tmp_path):
     dataset = MattingTask(config).dataset()
     assert dataset.studio_share == 1.0
     assert dataset.lib.hole_share == 0.4
+
+
+def test_bf16_is_native_only_with_avx512_bf16_or_amx() -> None:
+    assert native_bf16("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni")
+    assert native_bf16("fpu avx2 amx_bf16 amx_tile")
+    assert not native_bf16("fpu sse2 avx avx2 fma")  # an AVX2-only EPYC
+    assert not native_bf16("avx512f avx512bw")  # AVX-512 without its bfloat16 part
