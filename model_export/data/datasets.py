@@ -314,6 +314,12 @@ class SegmentationDataset(_SeededDataset):
         scene = scene_u8[start:stop] if axis == 0 else scene_u8[:, start:stop]
         h, w = _random_hw(rng, self.size)
         bg = synth.photo_view(rng, scene.astype(np.float32) / 255.0, h, w)
+        return self._object_before(rng, obj, bg)
+
+    def _object_before(self, rng: Rng, obj: Object, bg: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """`obj` placed at random on the backdrop `bg` (40-95 % of its side), then finished."""
+        h, w = bg.shape[:2]
         composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
                                  main_frac=(0.4, 0.95), jitter=False)
         alpha = composed.alpha[..., None]
@@ -330,11 +336,7 @@ class SegmentationDataset(_SeededDataset):
         if rng.random() < 0.5:
             horizon = int(h * rng.uniform(0.45, 0.85))
             bg[horizon:] = self.lib.cluttered_background(rng, h - horizon, w)
-        composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
-                                 main_frac=(0.4, 0.95), jitter=False)
-        alpha = composed.alpha[..., None]
-        image = alpha * composed.fg + (1 - alpha) * bg
-        return self._finish(rng, image.astype(np.float32), composed.alpha, 0.7)
+        return self._object_before(rng, obj, bg)
 
     def _composite_view(self, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
         style = "studio" if rng.random() < 0.55 else "cluttered"
