@@ -179,7 +179,8 @@ class SegmentationDataset(_SeededDataset):
     def __init__(self, split: str = "train", size: int = 320, cache: Path = DEFAULT_CACHE,
                  seed: int = 0, ccp_share: float = 0.5, length: int | None = None,
                  ccp_root: Path = CCP_ROOT, hole_share: float = 0.0, real_share: float = 0.0,
-                 real_roots: tuple[Path, ...] = REAL_ROOTS, own_tone_share: float = 0.0) -> None:
+                 real_roots: tuple[Path, ...] = REAL_ROOTS, own_tone_share: float = 0.0,
+                 soft_teacher: bool = False) -> None:
         self.split, self.size, self.seed, self.epoch = split, size, seed, 0
         self.lib = Library(Path(cache), split, hole_share=hole_share)
         self.ccp_root = ccp_root
@@ -188,6 +189,7 @@ class SegmentationDataset(_SeededDataset):
         self.real = by_source(real_items(split, real_roots)) if real_share > 0 else {}
         self.real_share = real_share if self.real else 0.0
         self.own_tone_share = own_tone_share
+        self.soft_teacher = soft_teacher
         if real_share > 0 and not self.real:
             log.warning("no real photos in %s: training without them", real_roots)
         # Sources drawn by the square root of their size: the big one (980 feral cats) must not
@@ -199,15 +201,17 @@ class SegmentationDataset(_SeededDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
         draw = rng.random()
+        soft = False
         if draw < self.real_share:
-            image, mask = self._real_view(rng)
+            image, mask, soft = self._real_view(rng)
         elif draw < self.real_share + (1 - self.real_share) * self.ccp_share:
             image, mask = self._ccp_view(rng)
         else:
             image, mask = self._composite_view(rng)
         image = synth.degrade(rng, image)
         return {"image": torch.from_numpy(synth.normalise(image)),
-                "mask": torch.from_numpy(np.clip(mask, 0.0, 1.0)[None].astype(np.float32))}
+                "mask": torch.from_numpy(np.clip(mask, 0.0, 1.0)[None].astype(np.float32)),
+                "soft": torch.tensor(float(soft))}
 
     def _finish(
         self, rng: Rng, image: np.ndarray, mask: np.ndarray, letterbox_p: float
@@ -265,10 +269,18 @@ class SegmentationDataset(_SeededDataset):
         items = list(self.real.values())[int(rng.choice(len(self.real), p=self.real_weights))]
         return items[int(rng.integers(len(items)))]
 
-    def _real_view(self, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
+    def _real_view(self, rng: Rng) -> tuple[np.ndarray, np.ndarray, bool]:
         """A real photo as the service sees it (whole, letterboxed), mildly or hard cropped
-        (crops that cut the object), or its object pasted into another real photo's scene."""
-        rgb_u8, mask = load_real(self._real_item(rng))
+        (crops that cut the object), or its object pasted into another real photo's scene.
+        The flag: its mask is a teacher's soft one (`soft_teacher`), for a confidence-weighted
+        loss."""
+        item = self._real_item(rng)
+        soft = self.soft_teacher and item.soft
+        image, mask = self._real_view_of(rng, *load_real(item, soft))
+        return image, mask, soft
+
+    def _real_view_of(self, rng: Rng, rgb_u8: np.ndarray, mask: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
         if rng.random() < 0.5:
             rgb_u8, mask = rgb_u8[:, ::-1], mask[:, ::-1]
         h, w = mask.shape

@@ -28,6 +28,7 @@ HELDOUT_ROOT = DEFAULT_CACHE.parent / "heldout"
 TEACHER_ROOT = DEFAULT_CACHE.parent / "teacher"  # ISNet masks of boxes-only photos: no val ids
 DEFAULT_ROOTS = (SHARED_ROOT, CACHE_ROOT, TEACHER_ROOT)  # training and its validation
 EVAL_ROOTS = (*DEFAULT_ROOTS, HELDOUT_ROOT)  # what `evaluate` reports
+SOFT_GT_KIND = "soft"  # how a manifest's gt_kind begins when its masks are probabilities
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RealItem:
     image: Path
     mask: Path
     licence: str = ""
+    soft: bool = False  # the mask is a teacher's probability (its gt_kind says so), not a drawing
 
 
 def _manifest(root: Path) -> dict[str, dict[str, str]]:
@@ -68,15 +70,17 @@ def real_items(split: str, roots: tuple[Path, ...] = DEFAULT_ROOTS,
                 continue
             image, mask = root / "image" / f"{item_id}.jpg", root / "mask" / f"{item_id}.png"
             if image.exists() and mask.exists():
-                items.append(RealItem(item_id, source, image, mask, row.get("licence", "")))
+                items.append(RealItem(item_id, source, image, mask, row.get("licence", ""),
+                                      row.get("gt_kind", "").startswith(SOFT_GT_KIND)))
     return sorted(items, key=lambda item: item.id)
 
 
-def load_real(item: RealItem) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 [H,W,3] and mask float32 [H,W] in {0,1}."""
+def load_real(item: RealItem, soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 [H,W,3] and mask float32 [H,W] in {0,1}; with `soft`, a teacher's mask
+    (`item.soft`) keeps its probabilities in [0,1] (a drawn mask is binary either way)."""
     image = np.asarray(Image.open(item.image).convert("RGB"))
     mask = np.asarray(Image.open(item.mask).convert("L"), dtype=np.float32) / 255.0
-    return image, (mask > 0.5).astype(np.float32)
+    return image, mask if soft and item.soft else (mask > 0.5).astype(np.float32)
 
 
 def by_source(items: list[RealItem]) -> dict[str, list[RealItem]]:

@@ -30,12 +30,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .real import CACHE_ROOT, TEACHER_ROOT
+from .real import CACHE_ROOT, SOFT_GT_KIND, TEACHER_ROOT
 from .real_build import MANIFEST_COLUMNS, MAX_COVER, MIN_COVER, write_tsv
 
 log = logging.getLogger(__name__)
 
-GT_KIND = "binary (ISNet teacher mask at 0.5 on the whole photo, vouched for by its boxes)"
+# The mask file holds the teacher's probability: binary at 0.5 for ordinary training
+# (data/real.py load_real), soft targets weighted by its confidence with --soft-teacher.
+GT_KIND = (f"{SOFT_GT_KIND} (ISNet teacher's probability on the whole photo, its edge at 0.5, "
+           "vouched for by its boxes)")
 MIN_BOX_COVER = 0.3  # share of the boxes' pixels the mask holds (an animal fills half its box)
 MAX_OUTSIDE = 0.12  # "object" boxes: share of the mask allowed outside the widened boxes
 BOX_MARGIN = 0.1  # widening of each box side, as a share of its size
@@ -144,8 +147,7 @@ def build_teacher(boxes_dirs: tuple[Path, ...] = (CACHE_ROOT,), out: Path = TEAC
                            **{k: f"{getattr(verdict, k):.4f}" for k in REPORT_COLUMNS[3:]}})
             if verdict.kept:
                 shutil.copyfile(source_image, out / "image" / f"{item_id}.jpg")
-                Image.fromarray(((prob > 0.5) * 255).astype(np.uint8)).save(
-                    out / "mask" / f"{item_id}.png")
+                shutil.copyfile(prob_file, out / "mask" / f"{item_id}.png")
                 rows.append({"id": item_id, "source_repo": entry["source_repo"],
                              "commit": entry["commit"], "src_image_path": entry["src_image_path"],
                              "src_mask_path": "", "gt_kind": GT_KIND,

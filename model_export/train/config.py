@@ -39,6 +39,9 @@ class TrainConfig(BaseModel):
         0.0, ge=0.0, le=1.0, description="seg: share of real-photo views whose object is pasted "
         "before a backdrop of its own colours (a white shoe before a white sky), so colour alone "
         "does not decide what is background")
+    soft_teacher: bool = Field(
+        False, description="seg: the ISNet teacher's masks (data/teacher.py) as soft targets, "
+        "each pixel's BCE weighted by the teacher's confidence (2p - 1)^2, instead of cut at 0.5")
     hole_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of library objects drawn from those with "
         "see-through holes (model_export/data/holes.py), which the segmenter tends to fill")

@@ -64,6 +64,7 @@ class SegmentationTask:
                                    hole_share=self.config.hole_share,
                                    real_share=self.config.real_share,
                                    own_tone_share=self.config.own_tone_share,
+                                   soft_teacher=self.config.soft_teacher,
                                    **_data_paths(self.config))
 
     def inputs(self, batch: dict) -> torch.Tensor:
@@ -72,7 +73,8 @@ class SegmentationTask:
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(self.inputs(batch)).float()  # float32 losses under bf16 autocast
         loss = bce_dice_loss(logits, batch["mask"], edge_weight=self.config.edge_weight,
-                             edge_radius=self.config.edge_radius)
+                             edge_radius=self.config.edge_radius,
+                             soft=batch.get("soft") if self.config.soft_teacher else None)
         return loss, {"loss": loss.item()}
 
     @torch.no_grad()

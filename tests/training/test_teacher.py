@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_export.data.real import real_items
+from model_export.data.real import load_real, real_items
 from model_export.data.real_build import BOX_COLUMNS, write_tsv
 from model_export.data.teacher import build_teacher, judge, prob_path
 
@@ -93,10 +93,11 @@ def test_build_writes_kept_photos_as_a_training_only_real_folder(tmp_path: Path)
 
     assert [v.kept for v in verdicts] == [True, False]
     mask = np.asarray(Image.open(out / "mask" / "people_0001.png"))
-    assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() == (good > 127).sum()
+    assert np.array_equal(mask, good)  # the teacher's probability, cut at 0.5 when read
     assert not (out / "mask" / "people_0002.png").exists()
     assert (out / "val.txt").read_text() == ""  # teacher masks never judge a model
     assert [i.id for i in real_items("train", (out,))] == ["people_0001"]
+    assert real_items("train", (out,))[0].soft
     assert real_items("val", (out,)) == []
     report = (out / "teacher.tsv").read_text().splitlines()
     assert report[2].split("\t")[:3] == ["people_0002", "0", "mask misses the boxes"]
@@ -127,3 +128,24 @@ def test_only_the_named_sources_are_labelled(tmp_path: Path) -> None:
     assert real_items("train", (out,)) == []
     with pytest.raises(FileNotFoundError):
         build_teacher((boxes,), out, peer_path=tmp_path / "none", sources=("people",))
+
+
+def test_a_teacher_mask_is_binary_unless_soft_targets_are_asked_for(tmp_path: Path) -> None:
+    """Read plainly, a teacher's mask is cut at 0.5 as a drawn one is; with `soft`, its
+    probabilities come back, the unsure ones between 0 and 1."""
+    boxes, out = _boxes_folder(tmp_path), tmp_path / "teacher"
+    (out / "prob").mkdir(parents=True)
+    prob = _person() * 0.9
+    prob[100:, 90:120] = 0.6  # a shoulder the teacher is unsure of
+    for item_id in ("people_0001", "people_0002"):
+        photo = boxes / "boxes_image" / f"{item_id}.jpg"
+        Image.fromarray((prob * 255 + 0.5).astype(np.uint8)).save(prob_path(out, item_id, photo))
+    build_teacher((boxes,), out, peer_path=tmp_path / "none")
+    item = real_items("train", (out,))[0]
+
+    _, hard = load_real(item)
+    _, soft = load_real(item, soft=True)
+    assert set(np.unique(hard)) == {0.0, 1.0}
+    assert np.array_equal(hard, (soft > 0.5).astype(np.float32))
+    assert np.allclose(soft[150, 100], 0.6, atol=0.003) and np.allclose(soft[150, 150], 0.9,
+                                                                       atol=0.003)

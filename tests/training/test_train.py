@@ -241,6 +241,37 @@ def test_edge_weight_makes_a_filled_hole_cost_more():
     assert weighted[0] > weighted[1] + 0.02
 
 
+def test_teacher_confidence_spares_the_pixels_the_teacher_is_unsure_of():
+    """A soft sample's BCE counts each pixel by the teacher's confidence (2p - 1)^2: a wrong
+    prediction where the teacher said 0.5 costs nothing, where it said 0.95 it costs; a
+    sample flagged hard keeps the plain loss."""
+    from model_export.train.losses import bce_dice_loss
+
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 8:24, 8:24] = 0.95  # the object, sure
+    target[..., 8:24, 24:28] = 0.5  # a strip the teacher cannot decide
+    right = torch.where(target > 0.5, 4.0, -4.0)
+    in_strip = right.clone()
+    in_strip[..., 8:24, 24:28] = 4.0  # calls the unsure strip object
+    in_object = right.clone()
+    in_object[..., 8:24, 8:12] = -4.0  # drops a sure strip of the object, as large
+    soft, hard = torch.ones(1), torch.zeros(1)
+
+    def bce(logits: torch.Tensor, flag: torch.Tensor | None) -> float:
+        # Dice (no weights) is all but 0 with a huge smoothing term: the BCE part is left
+        return bce_dice_loss(logits, target, smooth=1e9, soft=flag).item()
+
+    base = bce(right, soft)
+    assert abs(bce(in_strip, soft) - base) < 1e-6  # the unsure strip is free
+    assert bce(in_object, soft) > base + 0.1
+    undecided = right.clone()
+    undecided[..., 8:24, 24:28] = 0.0  # says 0.5 where the target is 0.5
+    assert abs(bce(undecided, soft) - base) < 1e-6
+    assert bce(right, hard) > bce(undecided, hard) + 0.05  # unflagged: every pixel counts
+    assert bce_dice_loss(in_strip, target, soft=hard).item() == bce_dice_loss(in_strip,
+                                                                              target).item()
+
+
 def test_freeze_norm_keeps_running_statistics_while_weights_learn(tmp_path, monkeypatch):
     """--freeze-norm: after real training steps every BatchNorm's running statistics are the
     ones it started with, while the convs (and the norms' affine) moved; without it they drift."""
