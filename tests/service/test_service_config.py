@@ -2,6 +2,7 @@
 the serving code."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -67,13 +68,26 @@ def test_a_retired_setting_fails_and_names_its_replacement(monkeypatch, name):
     assert name in RETIRED and name not in Settings.model_fields
 
 
-def test_the_bundled_spec_holds_the_inference_values_measured_with_it():
-    """models/spec.json's inference block: today's (measured) values, which are also what a
-    spec.json without the block gets."""
-    spec = load_spec(REPO_ROOT / "models")
-    assert spec.inference == InferenceSpec()
-    assert spec.inference.matting_weight == 0.5 and spec.inference.backdrop_distance == 6.0
-    assert spec.inference.zoom_min_gain == 1.15
+def test_the_bundled_spec_declares_every_inference_value_it_was_measured_with():
+    """models/spec.json writes its whole inference block (the values its figures were measured
+    with), and the service reads those, not the defaults."""
+    written = json.loads((REPO_ROOT / "models" / "spec.json").read_text())["inference"]
+    assert set(written) == set(InferenceSpec.model_fields)
+    assert load_spec(REPO_ROOT / "models").inference == InferenceSpec(**written)
+
+
+def test_a_spec_without_the_inference_block_gets_the_values_older_exports_had(tmp_path):
+    """Exports from before the block existed were measured with matting_weight 0.5, backdrop
+    distance 6 and zoom_min_gain 1.15: those are what such a spec.json still gets."""
+    spec = json.loads((REPO_ROOT / "models" / "spec.json").read_text())
+    del spec["inference"]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    for stage in ("segmenter", "trimap", "matting"):
+        (tmp_path / spec[stage]["file"]).write_bytes(b"")  # load_spec checks the files exist
+    inference = load_spec(tmp_path).inference
+    assert inference == InferenceSpec()
+    assert (inference.matting_weight, inference.backdrop_distance,
+            inference.zoom_min_gain) == (0.5, 6.0, 1.15)
 
 
 def test_threads_split_the_cores_between_workers():
