@@ -63,13 +63,19 @@ class Scene:
 
 Object = tuple[np.ndarray, np.ndarray]  # rgb [h,w,3] float32, alpha [h,w]
 
+# Shadows cast on real floors and tables: from faint to the near-black contact shadow a shoe
+# leaves on wood, which the segmenter took as part of the shoe.
+SCENE_SHADOW_STRENGTH = (0.2, 0.85)
+
 
 def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects: int | None = None,
                   main: Object | None = None, main_frac: tuple[float, float] = (0.45, 0.95),
-                  jitter: bool = True) -> Scene:
+                  jitter: bool = True, cluttered_shadow_p: float = 0.0) -> Scene:
     """1-3 objects on a studio backdrop (with contact shadows and reflections) or a cluttered one.
 
-    ``main`` replaces the library sample of the first (largest) object, e.g. a CCP person."""
+    ``main`` replaces the library sample of the first (largest) object, e.g. a CCP person.
+    ``cluttered_shadow_p``: the chance that an object on a cluttered backdrop casts a shadow on
+    it (studio objects cast one 60 % of the time)."""
     if style == "studio":
         bg, floor = synth.studio_background(rng, h, w)
     else:
@@ -108,7 +114,9 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
             y = int(rng.integers(0, max(1, h - nh + 1)))
         layer = synth.place(rgb, alpha, (h, w), x, y)
         if style == "studio" and rng.random() < 0.6:
-            bg = synth.add_shadow(rng, bg, layer)
+            bg = synth.add_shadow(rng, bg, layer.alpha, layer.box)
+        elif style != "studio" and cluttered_shadow_p > 0 and rng.random() < cluttered_shadow_p:
+            bg = synth.add_shadow(rng, bg, layer.alpha, layer.box, SCENE_SHADOW_STRENGTH)
         if style == "studio" and rng.random() < 0.12:
             bg = synth.add_reflection(rng, bg, layer)
         layers.append(layer)
@@ -118,6 +126,14 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
     fg, alpha = synth.over(layers, (h, w))
     image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
     return Scene(image.astype(np.float32), fg, alpha, bg.astype(np.float32))
+
+
+def _cast_shadow(rng: Rng, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A real photo whose object casts one more shadow onto its own scene: only the background
+    (1 - mask) darkens, so the label stays true."""
+    shaded = synth.add_shadow(rng, rgb, mask, synth.box_of(mask), SCENE_SHADOW_STRENGTH)
+    keep = mask[..., None]
+    return (keep * rgb + (1 - keep) * shaded).astype(np.float32)
 
 
 def _random_hw(rng: Rng, long_side: int) -> tuple[int, int]:
@@ -180,7 +196,7 @@ class SegmentationDataset(_SeededDataset):
                  seed: int = 0, ccp_share: float = 0.5, length: int | None = None,
                  ccp_root: Path = CCP_ROOT, hole_share: float = 0.0, real_share: float = 0.0,
                  real_roots: tuple[Path, ...] = REAL_ROOTS, own_tone_share: float = 0.0,
-                 soft_teacher: bool = False) -> None:
+                 soft_teacher: bool = False, shadow_share: float = 0.0) -> None:
         self.split, self.size, self.seed, self.epoch = split, size, seed, 0
         self.lib = Library(Path(cache), split, hole_share=hole_share)
         self.ccp_root = ccp_root
@@ -189,6 +205,7 @@ class SegmentationDataset(_SeededDataset):
         self.real = by_source(real_items(split, real_roots)) if real_share > 0 else {}
         self.real_share = real_share if self.real else 0.0
         self.own_tone_share = own_tone_share
+        self.shadow_share = shadow_share
         self.soft_teacher = soft_teacher
         if real_share > 0 and not self.real:
             log.warning("no real photos in %s: training without them", real_roots)
@@ -250,7 +267,8 @@ class SegmentationDataset(_SeededDataset):
             h, w = _random_hw(rng, self.size)
             style = "studio" if rng.random() < 0.5 else "cluttered"
             scene = compose_scene(rng, self.lib, h, w, style, n_objects=int(rng.choice([1, 1, 2])),
-                                  main=person, main_frac=(0.6, 1.0))
+                                  main=person, main_frac=(0.6, 1.0),
+                                  cluttered_shadow_p=self.shadow_share)
             return self._finish(rng, scene.image, scene.alpha, 0.7)
         if mode < 0.75:  # whole photo, mildly cropped, letterboxed
             h, w = mask.shape
@@ -294,6 +312,8 @@ class SegmentationDataset(_SeededDataset):
         mode = rng.random()
         if mode < 0.15:
             return self._pasted_into_real(rng, rgb, mask)
+        if self.shadow_share > 0 and rng.random() < self.shadow_share:
+            rgb = _cast_shadow(rng, rgb, mask)
         if mode < 0.7:  # whole photo, mildly cropped, letterboxed
             h, w = mask.shape
             ch, cw = int(h * rng.uniform(0.75, 1.0)), int(w * rng.uniform(0.75, 1.0))
@@ -330,10 +350,14 @@ class SegmentationDataset(_SeededDataset):
 
     def _object_before(self, rng: Rng, obj: Object, bg: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
-        """`obj` placed at random on the backdrop `bg` (40-95 % of its side), then finished."""
+        """`obj` placed at random on the backdrop `bg` (40-95 % of its side), casting a shadow
+        on it `shadow_share` of the time, then finished."""
         h, w = bg.shape[:2]
         composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
                                  main_frac=(0.4, 0.95), jitter=False)
+        if self.shadow_share > 0 and rng.random() < self.shadow_share:
+            bg = synth.add_shadow(rng, bg, composed.alpha, synth.box_of(composed.alpha),
+                                  SCENE_SHADOW_STRENGTH)
         alpha = composed.alpha[..., None]
         image = alpha * composed.fg + (1 - alpha) * bg
         return self._finish(rng, image.astype(np.float32), composed.alpha, 0.7)
@@ -354,9 +378,10 @@ class SegmentationDataset(_SeededDataset):
         style = "studio" if rng.random() < 0.55 else "cluttered"
         if rng.random() < 0.6:
             h, w = _random_hw(rng, self.size)
-            scene = compose_scene(rng, self.lib, h, w, style)
+            scene = compose_scene(rng, self.lib, h, w, style, cluttered_shadow_p=self.shadow_share)
             return self._finish(rng, scene.image, scene.alpha, 1.0)
-        scene = compose_scene(rng, self.lib, self.size, self.size, style)
+        scene = compose_scene(rng, self.lib, self.size, self.size, style,
+                              cluttered_shadow_p=self.shadow_share)
         return scene.image, scene.alpha
 
 

@@ -266,11 +266,21 @@ def over(layers: list[Layer], hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     return np.clip(fg, 0, 1), np.clip(acc, 0, 1)
 
 
-def add_shadow(rng: Rng, bg: np.ndarray, layer: Layer, floor_y: float | None = None) -> np.ndarray:
-    """Darken the background under an object: a soft contact shadow at its base (squashed alpha)
-    and/or a cast drop shadow (offset, blurred alpha). Shadows belong to the background."""
-    H, W = layer.alpha.shape
-    x0, y0, x1, y1 = layer.box
+def box_of(alpha: np.ndarray) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the pixels with any alpha (all zeros: an empty box)."""
+    ys, xs = np.nonzero(alpha > 0)
+    if len(ys) == 0:
+        return 0, 0, 0, 0
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def add_shadow(rng: Rng, bg: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int],
+               strength: tuple[float, float] = (0.15, 0.6)) -> np.ndarray:
+    """Darken the background under an object (its canvas-sized alpha and box): a soft contact
+    shadow at its base (squashed alpha) or a cast drop shadow (offset, blurred alpha). Shadows
+    belong to the background; `strength` bounds how much light they take."""
+    H, W = alpha.shape
+    x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         return bg
     shadow = np.zeros((H, W), np.float32)
@@ -278,7 +288,7 @@ def add_shadow(rng: Rng, bg: np.ndarray, layer: Layer, floor_y: float | None = N
     if rng.random() < 0.6:  # contact shadow: alpha squashed to a thin ellipse at the base
         squash = rng.uniform(0.06, 0.25)
         sh = max(2, int(obj_h * squash))
-        foot = cv2.resize(layer.alpha[y0:y1, x0:x1], (x1 - x0, sh), interpolation=cv2.INTER_AREA)
+        foot = cv2.resize(alpha[y0:y1, x0:x1], (x1 - x0, sh), interpolation=cv2.INTER_AREA)
         top = min(H - 1, y1 - sh // 2)
         bottom = min(H, top + sh)
         shadow[top:bottom, x0:x1] = np.maximum(shadow[top:bottom, x0:x1], foot[:bottom - top])
@@ -286,11 +296,11 @@ def add_shadow(rng: Rng, bg: np.ndarray, layer: Layer, floor_y: float | None = N
     else:  # drop shadow
         dx, dy = (rng.uniform(-0.08, 0.08, 2) * obj_h).astype(int)
         m = np.float32([[1, 0, dx], [0, 1, abs(dy)]])
-        shadow = cv2.warpAffine(layer.alpha, m, (W, H))
+        shadow = cv2.warpAffine(alpha, m, (W, H))
         blur = max(1.0, obj_h * rng.uniform(0.01, 0.06))
     shadow = cv2.GaussianBlur(shadow, (0, 0), blur)
-    strength = rng.uniform(0.15, 0.6)
-    return (bg * (1 - strength * shadow[..., None])).astype(np.float32)
+    dark = rng.uniform(*strength)
+    return (bg * (1 - dark * shadow[..., None])).astype(np.float32)
 
 
 def add_reflection(rng: Rng, bg: np.ndarray, layer: Layer) -> np.ndarray:

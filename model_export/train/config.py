@@ -39,6 +39,11 @@ class TrainConfig(BaseModel):
         0.0, ge=0.0, le=1.0, description="seg: share of real-photo views whose object is pasted "
         "before a backdrop of its own colours (a white shoe before a white sky), so colour alone "
         "does not decide what is background")
+    shadow_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="seg: chance that the object of a real photo (on its "
+        "own scene or pasted into another) or of a cluttered composite casts a shadow there "
+        "(contact or drop, up to near black), labelled background: a shoe's shadow on a floor "
+        "is not the shoe")
     soft_teacher: bool = Field(
         False, description="seg: the ISNet teacher's masks (data/teacher.py) as soft targets, "
         "each pixel's BCE weighted by the teacher's confidence (2p - 1)^2, instead of cut at 0.5")

@@ -64,6 +64,7 @@ class SegmentationTask:
                                    hole_share=self.config.hole_share,
                                    real_share=self.config.real_share,
                                    own_tone_share=self.config.own_tone_share,
+                                   shadow_share=self.config.shadow_share,
                                    soft_teacher=self.config.soft_teacher,
                                    **_data_paths(self.config))
 

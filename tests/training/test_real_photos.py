@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -67,7 +68,7 @@ def test_shared_validation_ids_never_reach_training() -> None:
 
 
 def test_segmentation_views_of_real_photos_keep_the_object(real_root: Path, tmp_path: Path) -> None:
-    dataset = SegmentationDataset("train", size=96, cache=tmp_path / "no-cache", length=24,
+    dataset = SegmentationDataset("train", size=96, cache=tmp_path / "no-cache", length=40,
                                   ccp_root=tmp_path / "no-ccp", real_share=1.0,
                                   real_roots=(real_root,))
     assert dataset.real_share == 1.0
@@ -94,7 +95,7 @@ def test_segmentation_views_of_real_photos_keep_the_object(real_root: Path, tmp_
         "train",
         size=96,
         cache=tmp_path / "no-cache",
-        length=24,
+        length=40,
         ccp_root=tmp_path / "no-ccp",
         real_share=1.0,
         real_roots=(real_root,),
@@ -115,7 +116,7 @@ def test_soft_teacher_views_keep_the_teachers_doubt_and_say_so(tmp_path: Path) -
     Image.fromarray(doubtful.astype(np.uint8)).save(mask_file)
 
     def views(soft_teacher: bool) -> list[dict]:
-        dataset = SegmentationDataset("train", size=64, cache=tmp_path / "no-cache", length=24,
+        dataset = SegmentationDataset("train", size=64, cache=tmp_path / "no-cache", length=40,
                                       ccp_root=tmp_path / "no-ccp", real_share=1.0,
                                       real_roots=(drawn, taught), soft_teacher=soft_teacher)
         return [dataset[index] for index in range(len(dataset))]
@@ -166,6 +167,47 @@ def test_own_tone_views_are_harder_and_keep_the_object(real_root: Path, tmp_path
         return float(np.mean(gaps))
 
     assert contrast(1.0) < 0.5 * contrast(0.0)
+
+
+def test_a_shadow_darkens_the_ground_under_the_object_only() -> None:
+    rng = np.random.default_rng(1)
+    alpha = np.zeros((80, 80), np.float32)
+    alpha[20:50, 30:50] = 1.0  # an object standing in the middle
+    bg = np.full((80, 80, 3), 0.8, np.float32)
+    for _ in range(10):
+        shaded = synth.add_shadow(rng, bg, alpha, synth.box_of(alpha), (0.5, 0.5))
+        assert shaded.shape == bg.shape and (shaded <= bg + 1e-6).all()
+        assert shaded[45:60, 25:55].mean() < 0.78  # darker round its base
+        assert shaded[:10].min() == pytest.approx(0.8)  # the sky above it untouched
+    assert synth.box_of(alpha) == (30, 20, 50, 50)
+    assert synth.box_of(np.zeros((4, 4), np.float32)) == (0, 0, 0, 0)
+
+
+def test_shadow_views_darken_the_background_by_the_object(real_root: Path,
+                                                         tmp_path: Path) -> None:
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+
+    def brightness(shadow_share: float) -> tuple[float, float]:
+        """Mean brightness of the object, and of the background within 6 px of it."""
+        dataset = SegmentationDataset("train", size=96, cache=tmp_path / "no-cache", length=40,
+                                      ccp_root=tmp_path / "no-ccp", real_share=1.0,
+                                      real_roots=(real_root,), shadow_share=shadow_share)
+        inside, ring = [], []
+        for index in range(len(dataset)):
+            item = dataset[index]
+            mask = (item["mask"][0] > 0.5).numpy().astype(np.uint8)
+            if mask.sum() < 50:  # a crop that cut the object away
+                continue
+            near = cv2.dilate(mask, np.ones((13, 13), np.uint8)).astype(bool) & ~mask.astype(bool)
+            rgb = (item["image"].permute(1, 2, 0) * std + mean).numpy()
+            inside.append(rgb[mask.astype(bool)].mean())
+            ring.append(rgb[near].mean())
+        assert len(inside) >= 20
+        return float(np.mean(inside)), float(np.mean(ring))
+
+    plain, shaded = brightness(0.0), brightness(1.0)
+    assert shaded[1] < 0.93 * plain[1]  # the ground round the object darkens
+    assert shaded[0] > 0.93 * plain[0]  # the object, labelled foreground, does not
 
 
 def test_evaluation_lists_real_sources_first(real_root: Path, tmp_path: Path) -> None:
