@@ -31,7 +31,7 @@ from torch import nn
 
 from .layers import set_shift_only
 from .models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
-from .trained import load_trained
+from .trained import load_trained, spec_beside
 
 NETS = {"seg": (build_segmenter, SegmenterConfig), "matting": (build_matting, MattingConfig)}
 
@@ -75,17 +75,34 @@ def _same_net(config_a, config_b) -> bool:
     return config_a.model_dump(exclude=serving) == config_b.model_dump(exclude=serving)
 
 
+def _ingredient(source: Path, state: dict) -> dict:
+    """What a soup was made of, beyond its path (models/segmenter.onnx names another file once
+    the soup ships): a graph's model version, a checkpoint's step, and the ingredient's own
+    soup record when it was one, so the whole lineage travels in spec.json."""
+    entry: dict = {"path": str(source)}
+    if Path(source).suffix == ".onnx":
+        entry["version"] = (spec_beside(Path(source)) or {}).get("version")
+    elif "step" in state:
+        entry["step"] = state["step"]
+    earlier = (state.get("train_config") or {}).get("soup")
+    if earlier:
+        entry["soup"] = earlier
+    return entry
+
+
 def soup(task: str, source_a: Path, source_b: Path, weight: float) -> dict:
     """A checkpoint-like state (what `load_trained` and the export read) of the interpolated net,
-    recording both sources and the weight in its training record."""
+    recording both sources, what they were, and the weight in its training record."""
     build, config_cls = NETS[task]
-    net_a, config_a, _ = load_trained(source_a, build, config_cls)
+    net_a, config_a, state_a = load_trained(source_a, build, config_cls)
     net_b, config_b, state_b = load_trained(source_b, build, config_cls)
     if not _same_net(config_a, config_b):
         raise ValueError(f"the two nets have different configs: {config_a} / {config_b}")
     weights = interpolate(net_a, net_b, weight)
     record = dict(state_b.get("train_config") or {})
-    record["soup"] = {"of": [str(source_a), str(source_b)], "weights": [1.0 - weight, weight]}
+    record["soup"] = {"of": [str(source_a), str(source_b)], "weights": [1.0 - weight, weight],
+                      "ingredients": [_ingredient(source_a, state_a),
+                                      _ingredient(source_b, state_b)]}
     return {"ema": weights, "model_config": config_b.model_dump(), "train_config": record}
 
 

@@ -2,6 +2,9 @@
 nets, and the export reads what the soup writes."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +12,8 @@ from torch import nn
 from model_export.models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
 from model_export.soup import fold_batchnorms, interpolate, main, soup
 from model_export.trained import load_trained
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models"
 
 
 def _trained_looking(net: nn.Module, seed: int) -> nn.Module:
@@ -34,9 +39,9 @@ def _image() -> torch.Tensor:
     return torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(7))
 
 
-def _checkpoint(net: nn.Module, path, run: str) -> None:
+def _checkpoint(net: nn.Module, path, run: str, step: int) -> None:
     torch.save({"ema": net.state_dict(), "model_config": SegmenterConfig().model_dump(),
-                "train_config": {"task": "seg", "run_dir": run}}, path)
+                "train_config": {"task": "seg", "run_dir": run}, "step": step}, path)
 
 
 @pytest.mark.parametrize("build, channels", [
@@ -93,8 +98,8 @@ def test_interpolating_raw_weights_of_one_function_stored_two_ways_is_what_foldi
 
 def test_soup_cli_writes_a_checkpoint_the_export_reads(tmp_path):
     a, b = _segmenter(0), _segmenter(1)
-    _checkpoint(a, tmp_path / "a.pt", "runs/a")
-    _checkpoint(b, tmp_path / "b.pt", "runs/b")
+    _checkpoint(a, tmp_path / "a.pt", "runs/a", 120)
+    _checkpoint(b, tmp_path / "b.pt", "runs/b", 80)
     main(["seg", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--weight", "0.25",
           "--out", str(tmp_path / "soup" / "seg.pt")])
     net, config, state = load_trained(
@@ -103,6 +108,8 @@ def test_soup_cli_writes_a_checkpoint_the_export_reads(tmp_path):
     assert config == SegmenterConfig()
     assert state["train_config"]["run_dir"] == "runs/b"
     assert state["train_config"]["soup"]["weights"] == [0.75, 0.25]
+    assert state["train_config"]["soup"]["ingredients"] == [
+        {"path": str(tmp_path / "a.pt"), "step": 120}, {"path": str(tmp_path / "b.pt"), "step": 80}]
     expected = build_segmenter(SegmenterConfig()).eval()
     expected.load_state_dict(interpolate(_segmenter(0), _segmenter(1), 0.25))
     with torch.no_grad():
@@ -110,7 +117,7 @@ def test_soup_cli_writes_a_checkpoint_the_export_reads(tmp_path):
 
 
 def test_a_soup_needs_one_architecture_and_a_weight_in_range(tmp_path):
-    _checkpoint(_segmenter(0), tmp_path / "a.pt", "runs/a")
+    _checkpoint(_segmenter(0), tmp_path / "a.pt", "runs/a", 1)
     served = _segmenter(1)  # another working size is the same net
     torch.save({"ema": served.state_dict(),
                 "model_config": SegmenterConfig(input_size=448).model_dump(),
@@ -127,3 +134,18 @@ def test_a_soup_needs_one_architecture_and_a_weight_in_range(tmp_path):
         soup("seg", tmp_path / "a.pt", tmp_path / "b.pt", 0.5)
     with pytest.raises(ValueError, match="weight"):
         interpolate(_segmenter(0), _segmenter(1), 1.5)
+
+
+def test_a_soup_of_the_shipped_graph_records_its_version_and_lineage(tmp_path):
+    graph = BUNDLED / "segmenter.onnx"
+    spec = json.loads((BUNDLED / "spec.json").read_text())
+    net, config, _ = load_trained(graph, build_segmenter, SegmenterConfig)
+    torch.save({"ema": net.state_dict(), "model_config": config.model_dump(),
+                "train_config": {"task": "seg", "run_dir": "runs/next"}, "step": 42},
+               tmp_path / "next.pt")
+    record = soup("seg", graph, tmp_path / "next.pt", 0.5)["train_config"]["soup"]
+    first, second = record["ingredients"]
+    assert first["version"] == spec["version"]
+    # The shipped graph's own soup record comes along, so the lineage survives the next ship.
+    assert first.get("soup") == spec["training"]["segmenter"].get("soup")
+    assert second == {"path": str(tmp_path / "next.pt"), "step": 42}
