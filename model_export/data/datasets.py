@@ -116,7 +116,7 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
         if style == "studio" and rng.random() < 0.6:
             bg = synth.add_shadow(rng, bg, layer.alpha, layer.box)
         elif style != "studio" and cluttered_shadow_p > 0 and rng.random() < cluttered_shadow_p:
-            bg = synth.add_shadow(rng, bg, layer.alpha, layer.box, SCENE_SHADOW_STRENGTH)
+            bg = synth.scene_shadow(rng, bg, layer.alpha, layer.box, SCENE_SHADOW_STRENGTH)
         if style == "studio" and rng.random() < 0.12:
             bg = synth.add_reflection(rng, bg, layer)
         layers.append(layer)
@@ -131,7 +131,7 @@ def compose_scene(rng: Rng, lib: Library, h: int, w: int, style: str, n_objects:
 def _cast_shadow(rng: Rng, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A real photo whose object casts one more shadow onto its own scene: only the background
     (1 - mask) darkens, so the label stays true."""
-    shaded = synth.add_shadow(rng, rgb, mask, synth.box_of(mask), SCENE_SHADOW_STRENGTH)
+    shaded = synth.scene_shadow(rng, rgb, mask, synth.box_of(mask), SCENE_SHADOW_STRENGTH)
     keep = mask[..., None]
     return (keep * rgb + (1 - keep) * shaded).astype(np.float32)
 
@@ -356,8 +356,8 @@ class SegmentationDataset(_SeededDataset):
         composed = compose_scene(rng, self.lib, h, w, "cluttered", n_objects=1, main=obj,
                                  main_frac=(0.4, 0.95), jitter=False)
         if self.shadow_share > 0 and rng.random() < self.shadow_share:
-            bg = synth.add_shadow(rng, bg, composed.alpha, synth.box_of(composed.alpha),
-                                  SCENE_SHADOW_STRENGTH)
+            bg = synth.scene_shadow(rng, bg, composed.alpha, synth.box_of(composed.alpha),
+                                    SCENE_SHADOW_STRENGTH)
         alpha = composed.alpha[..., None]
         image = alpha * composed.fg + (1 - alpha) * bg
         return self._finish(rng, image.astype(np.float32), composed.alpha, 0.7)

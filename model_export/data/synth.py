@@ -303,6 +303,31 @@ def add_shadow(rng: Rng, bg: np.ndarray, alpha: np.ndarray, box: tuple[int, int,
     return (bg * (1 - dark * shadow[..., None])).astype(np.float32)
 
 
+def scene_shadow(rng: Rng, bg: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int],
+                 strength: tuple[float, float]) -> np.ndarray:
+    """Darken the background around an object lying in a real scene, photographed from any
+    side (`add_shadow` is a studio's light from above): a dark rim hugging its outline where
+    it meets the floor (ambient occlusion: the alpha blurred a little, nudged off centre), or its
+    silhouette cast in any direction, up to a fifth of its size away, softer the farther it
+    falls. The shoes on floors keep exactly these as part of the object."""
+    H, W = alpha.shape
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return bg
+    size = ((x1 - x0) + (y1 - y0)) / 2
+    angle = rng.uniform(0, 2 * np.pi)
+    if rng.random() < 0.5:  # occlusion rim
+        reach, blur = rng.uniform(0.01, 0.05), rng.uniform(0.02, 0.06)
+    else:  # cast silhouette
+        reach, blur = rng.uniform(0.04, 0.2), rng.uniform(0.01, 0.03)
+        blur += 0.3 * reach  # a penumbra widens with the distance
+    dx, dy = reach * size * np.cos(angle), reach * size * np.sin(angle)
+    moved = cv2.warpAffine(alpha.astype(np.float32), np.float32([[1, 0, dx], [0, 1, dy]]), (W, H))
+    shadow = cv2.GaussianBlur(np.maximum(moved, alpha), (0, 0), max(1.0, blur * size))
+    dark = rng.uniform(*strength)
+    return (bg * (1 - dark * np.clip(shadow, 0, 1)[..., None])).astype(np.float32)
+
+
 def add_reflection(rng: Rng, bg: np.ndarray, layer: Layer) -> np.ndarray:
     """A faded mirror image of the object below its base (glossy studio floor)."""
     H = layer.alpha.shape[0]
