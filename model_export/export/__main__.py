@@ -9,7 +9,9 @@ from pathlib import Path
 
 from service.pipeline.spec import InferenceSpec
 
+from ..encoders import SEGMENTATION_ENCODERS
 from ..models import MattingConfig, SegmenterConfig, TrimapConfig, build_matting, build_segmenter
+from ..models.deeplabv3plus import grow_segmenter
 from ..trained import load_trained, spec_beside
 from .onnx_writer import export_all, random_models
 
@@ -49,6 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="segmenter graph: also segment the mirrored image and average "
                         "(default: as the segmenter's config says; off for a training run)")
+    parser.add_argument("--segmenter-encoder", choices=sorted(SEGMENTATION_ENCODERS),
+                        help="segmenter graph on this encoder: a trained EfficientNet-Lite0 "
+                        "segmenter grown into Lite1 computes the same masks with 5 more blocks "
+                        "(what a deeper encoder costs, before a run trains them); with --random, "
+                        "an untrained net on it")
     defaults = TrimapConfig()
     parser.add_argument("--erode-rate", type=float, default=defaults.erode_rate,
                         help="ED layer: erosion radius as a fraction of (h + w) / 2 of the "
@@ -78,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
             "segmenter": _training_record(seg_state, "segmenter"),
             "matting": _training_record(mat_state, "matting"),
         }
+    if args.segmenter_encoder and args.segmenter_encoder != seg_config.encoder:
+        seg_config = seg_config.model_copy(update={"encoder": args.segmenter_encoder})
+        grown = build_segmenter(seg_config)
+        if not args.random:
+            grow_segmenter(segmenter, grown)
+        segmenter = grown
     if args.segmenter_input_size:
         seg_config = seg_config.model_copy(update={"input_size": args.segmenter_input_size})
     if args.flip_average is not None:

@@ -15,7 +15,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SegmenterConfig(BaseModel):
-    encoder: Literal["resnet18", "efficientnet_lite0"] = "resnet18"
+    encoder: Literal["resnet18", "efficientnet_lite0", "efficientnet_lite1",
+                     "efficientnet_lite2"] = "resnet18"
     output_stride: int = 16
     decoder_channels: int = 128
     atrous_rates: tuple[int, ...] = (3, 6, 9)

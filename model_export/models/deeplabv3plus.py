@@ -1,12 +1,14 @@
 """DeepLabV3+ (Chen et al., 2018): encoder -> ASPP decoder -> head. The encoder is ResNet-18 (the
-AlphaNet paper's) or EfficientNet-Lite0 (ImageNet-pretrained), by name (`SEGMENTATION_ENCODERS`)."""
+AlphaNet paper's) or an EfficientNet-Lite (ImageNet-pretrained), by name
+(`SEGMENTATION_ENCODERS`)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoders import SEGMENTATION_ENCODERS
+from ..encoders import SEGMENTATION_ENCODERS, EfficientNetLiteEncoder
+from ..encoders.efficientnet_lite import deepen
 from ..layers import ConvNormAct, SeparableConvNormAct
 
 
@@ -94,3 +96,15 @@ class DeepLabV3Plus(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.decoder(self.encoder(x)))
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def grow_segmenter(source: DeepLabV3Plus, target: DeepLabV3Plus) -> None:
+    """`target`, whose EfficientNet-Lite encoder is a deeper variant of `source`'s (Lite0 ->
+    Lite1), computes exactly what the trained `source` computes: encoder deepened
+    (`efficientnet_lite.deepen`), decoder and head copied."""
+    if not (isinstance(source.encoder, EfficientNetLiteEncoder)
+            and isinstance(target.encoder, EfficientNetLiteEncoder)):
+        raise ValueError("only an EfficientNet-Lite segmenter grows into a deeper one")
+    deepen(source.encoder, target.encoder)
+    target.decoder.load_state_dict(source.decoder.state_dict())
+    target.head.load_state_dict(source.head.state_dict())

