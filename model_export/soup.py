@@ -16,6 +16,9 @@ so what is interpolated is the function's own weights.
         --out runs/soup/seg.pt
     python -m model_export.export --segmenter runs/soup/seg.pt --matting models/matting.onnx ...
 
+A run grown from a shallower segmenter (train `--encoder efficientnet_lite1` from a Lite0 graph)
+soups with that graph: its end is grown the same way first (`grow_segmenter`).
+
 The result is a checkpoint the export reads. To train on from it, export it first and start from
 the graph (`--init-weights DIR/segmenter.onnx`): its norms are folded, so batch statistics would
 not match them.
@@ -31,6 +34,7 @@ from torch import nn
 
 from .layers import set_shift_only
 from .models import MattingConfig, SegmenterConfig, build_matting, build_segmenter
+from .models.deeplabv3plus import grow_segmenter
 from .trained import load_trained, spec_beside
 
 NETS = {"seg": (build_segmenter, SegmenterConfig), "matting": (build_matting, MattingConfig)}
@@ -90,19 +94,34 @@ def _ingredient(source: Path, state: dict) -> dict:
     return entry
 
 
+def _grows_into(config_a, config_b) -> bool:
+    """Segmenters alike but for b's encoder, which may be a deeper EfficientNet-Lite (whether
+    it is, `grow_segmenter` decides and refuses otherwise)."""
+    if not isinstance(config_a, SegmenterConfig) or config_a.encoder == config_b.encoder:
+        return False
+    return _same_net(config_a.model_copy(update={"encoder": config_b.encoder}), config_b)
+
+
 def soup(task: str, source_a: Path, source_b: Path, weight: float) -> dict:
     """A checkpoint-like state (what `load_trained` and the export read) of the interpolated net,
     recording both sources, what they were, and the weight in its training record."""
     build, config_cls = NETS[task]
     net_a, config_a, state_a = load_trained(source_a, build, config_cls)
     net_b, config_b, state_b = load_trained(source_b, build, config_cls)
+    ingredient_a = _ingredient(source_a, state_a)
+    if _grows_into(config_a, config_b):
+        # A run grown from a shallower segmenter (train --encoder efficientnet_lite1 from a
+        # Lite0 graph) soups with its own start: the start, grown the same way.
+        grown = build(config_b)
+        grow_segmenter(net_a, grown)
+        ingredient_a["grown_from"] = config_a.encoder
+        net_a, config_a = grown, config_b
     if not _same_net(config_a, config_b):
         raise ValueError(f"the two nets have different configs: {config_a} / {config_b}")
     weights = interpolate(net_a, net_b, weight)
     record = dict(state_b.get("train_config") or {})
     record["soup"] = {"of": [str(source_a), str(source_b)], "weights": [1.0 - weight, weight],
-                      "ingredients": [_ingredient(source_a, state_a),
-                                      _ingredient(source_b, state_b)]}
+                      "ingredients": [ingredient_a, _ingredient(source_b, state_b)]}
     return {"ema": weights, "model_config": config_b.model_dump(), "train_config": record}
 
 

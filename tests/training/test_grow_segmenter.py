@@ -118,3 +118,40 @@ def test_export_grows_a_shipped_segmenter_into_lite1(shipped_lite0, tmp_path) ->
     after = _session(out / SEGMENTER.file).run(None, {SEGMENTER.input_name: x})[0]
     assert before.std() > 0.1
     assert np.abs(after - before).max() < 2e-3  # float16 storage rounds the refolded weights
+
+
+def test_a_grown_run_soups_with_its_shipped_lite0_start(shipped_lite0, tmp_path) -> None:
+    """`soup seg models/segmenter.onnx runs/lite1/best.pt`: the Lite0 end is grown first, so at
+    weight 0 the soup is the shipped net (grown) and halfway it lies between the two."""
+    from model_export.soup import soup
+
+    source, shipped = shipped_lite0
+    torch.manual_seed(9)
+    lite1_config = SegmenterConfig(encoder="efficientnet_lite1")
+    run = build_segmenter(lite1_config)
+    grow_segmenter(source, run)
+    with torch.no_grad():  # a run that moved every weight away from its start
+        for value in run.state_dict().values():
+            if value.is_floating_point():
+                value.add_(torch.randn_like(value) * 0.02)
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"ema": run.state_dict(), "model_config": lite1_config.model_dump(),
+                "train_config": {}, "step": 7}, checkpoint)
+    x = torch.from_numpy(_inputs(SEGMENTER, 1, 64, 96, seed=10))
+
+    def output(state: dict) -> np.ndarray:
+        net = build_segmenter(lite1_config)
+        net.load_state_dict(state["ema"])
+        with torch.no_grad():
+            return torch.sigmoid(net.eval()(x)).numpy()
+
+    start = soup("seg", shipped / SEGMENTER.file, checkpoint, 0.0)
+    with torch.no_grad():
+        expected = torch.sigmoid(source(x)).numpy()
+        moved = torch.sigmoid(run.eval()(x)).numpy()
+    assert np.abs(output(start) - expected).max() < 2e-3  # float16 storage, as shipped
+    assert np.abs(moved - expected).max() > 1e-2  # the two ends differ, so the test can fail
+    ingredients = start["train_config"]["soup"]["ingredients"]
+    assert ingredients[0]["grown_from"] == "efficientnet_lite0"
+    halfway = output(soup("seg", shipped / SEGMENTER.file, checkpoint, 0.5))
+    assert np.abs(halfway - expected).max() > 1e-4 and np.abs(halfway - moved).max() > 1e-4
