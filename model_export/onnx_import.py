@@ -29,10 +29,11 @@ from .layers import set_shift_only
 
 def _graph_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Initializer values by the name nodes use: float16 storage behind a Cast resolves to
-    the float32 the Cast produces."""
+    the float32 the Cast produces, and a tensor the exporter shared between equal weights (a
+    grown encoder's copied blocks) to the Identity node's output each user reads."""
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Cast" and node.input[0] in values:
+    for node in graph.node:  # topological order: a Cast behind an Identity resolves too
+        if node.op_type in ("Cast", "Identity") and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]].astype(np.float32)
     return values
 

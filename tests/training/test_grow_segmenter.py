@@ -17,6 +17,7 @@ from model_export.models.deeplabv3plus import grow_segmenter
 from model_export.train.config import TrainConfig
 from model_export.train.loop import Trainer
 from model_export.train.tasks import SegmentationTask
+from model_export.trained import load_trained
 
 
 def _trained_lite0(seed: int = 3) -> torch.nn.Module:
@@ -118,6 +119,16 @@ def test_export_grows_a_shipped_segmenter_into_lite1(shipped_lite0, tmp_path) ->
     after = _session(out / SEGMENTER.file).run(None, {SEGMENTER.input_name: x})[0]
     assert before.std() > 0.1
     assert np.abs(after - before).max() < 2e-3  # float16 storage rounds the refolded weights
+    # The grown graph reads back (the exporter shares the copied blocks' equal tensors), so a
+    # run can start from it and a soup take it.
+    source, _ = shipped_lite0
+    net, config, _ = load_trained(out / SEGMENTER.file, build_segmenter, SegmenterConfig)
+    assert config.encoder == "efficientnet_lite1"
+    x = torch.from_numpy(_inputs(SEGMENTER, 1, 64, 96, seed=11))
+    with torch.no_grad():
+        expected = torch.sigmoid(source(x)).numpy()
+        got = torch.sigmoid(net.eval()(x)).numpy()
+    assert np.abs(got - expected).max() < 2e-3
 
 
 def test_a_grown_run_soups_with_its_shipped_lite0_start(shipped_lite0, tmp_path) -> None:
